@@ -1,0 +1,1 @@
+"""robocell.configs."""

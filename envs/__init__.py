@@ -1,0 +1,44 @@
+"""PyBullet robot cells, registered with Gymnasium under the ``robocell/`` namespace.
+
+``ENV_IDS`` lists every registered cell; tests and the CLI pick new cells up from it.
+Adding a cell is one task module, one row in ``_CELLS`` and one training config.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import gymnasium as gym
+
+
+class CellSpec(NamedTuple):
+    """One registered cell: id, entry point, episode length and solved threshold."""
+
+    env_id: str
+    entry_point: str
+    max_episode_steps: int
+    reward_threshold: float
+    summary: str
+
+
+_CELLS = (
+    CellSpec(
+        "robocell/WeldSeam-v0",
+        "robocell.envs.weld:WeldSeamEnv",
+        max_episode_steps=450,
+        reward_threshold=25.0,
+        summary="Arc-weld a randomised seam found with a noisy laser seam tracker (KUKA iiwa).",
+    ),
+)
+
+CELLS: dict[str, CellSpec] = {cell.env_id: cell for cell in _CELLS}
+ENV_IDS: tuple[str, ...] = tuple(CELLS)
+
+for _cell in _CELLS:
+    if _cell.env_id not in gym.registry:
+        gym.register(
+            id=_cell.env_id,
+            entry_point=_cell.entry_point,
+            max_episode_steps=_cell.max_episode_steps,
+            reward_threshold=_cell.reward_threshold,
+        )

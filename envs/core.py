@@ -1,0 +1,252 @@
+"""The robot / task / env split every cell is built from.
+
+:class:`Task` owns the workpiece, the process model, the reward terms and success; it is
+filled in through small hooks. :class:`CellEnv` joins a simulation, a robot, a task and the
+energy meter, and does the bookkeeping that is the same for every cell: stepping the physics,
+metering energy, the reward sum, the ``info`` contract, episode metrics, faults and the time
+limit.
+
+``info`` on every step holds each reward term by name (``reward/<term>``), ``energy_j`` (this
+step), ``is_success`` and the task's quality figures; on the last step of an episode it also
+holds ``episode_metrics`` (success, energy_j, cycle_time_s and the cell's own figures). A
+physics blow-up (NaN or exploding state) truncates the episode with ``info["fault"]`` set.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from robocell.envs.energy import EnergyMeter
+from robocell.envs.robot import KukaIiwa
+from robocell.envs.sim import Sim, projection_matrix, view_matrix
+
+# Joint speeds above this (rad/s) or TCP positions this far from the base (m) mean the
+# solver blew up: the iiwa's fastest joint turns at 2.4 rad/s and it reaches 0.82 m.
+EXPLODING_SPEED_RAD_S = 50.0
+EXPLODING_DISTANCE_M = 3.0
+
+
+class Task(ABC):
+    """A cell's process. Subclasses fill in the hooks; :class:`CellEnv` calls them.
+
+    Class attributes a subclass sets:
+        control_period_s: simulated seconds per env step.
+        episode_time_s: time limit of an episode (s).
+        reward_term_names: names of the task's reward terms (energy is added by the env).
+    """
+
+    control_period_s: float = 0.1
+    episode_time_s: float = 30.0
+    reward_term_names: tuple[str, ...] = ()
+
+    def __init__(self, sim: Sim, robot: KukaIiwa) -> None:
+        self.sim = sim
+        self.robot = robot
+        self.np_random = np.random.default_rng()
+        self.observation_space: gym.spaces.Space
+        self.action_space: gym.spaces.Space
+
+    @abstractmethod
+    def build(self) -> None:
+        """Create the workpiece and fixtures in a freshly reset simulation (robot loaded)."""
+
+    @abstractmethod
+    def reset_task(self) -> None:
+        """Randomise the episode with ``self.np_random`` and put the robot at its start."""
+
+    @abstractmethod
+    def apply_action(self, action: np.ndarray) -> None:
+        """Turn an action into controller targets (called once per env step)."""
+
+    def before_physics_step(self, substep: int) -> None:
+        """Per physics step, before stepping (e.g. a torque controller). Default: nothing."""
+
+    def after_physics_step(self, substep: int) -> None:
+        """Per physics step, after stepping (e.g. contact monitoring). Default: nothing."""
+
+    def tool_power_w(self) -> float:
+        """Electrical power (W) of the tool right now (arc, pump). Default: no tool power."""
+        return 0.0
+
+    @abstractmethod
+    def observe(self) -> Any:
+        """The observation (an element of ``observation_space``)."""
+
+    @abstractmethod
+    def compute_reward_terms(self) -> dict[str, float]:
+        """Reward terms of the step just taken, by name (see ``reward_term_names``)."""
+
+    @abstractmethod
+    def is_success(self) -> bool:
+        """Whether the task's success rule holds now."""
+
+    def is_terminal(self) -> bool:
+        """Whether the episode ends now (task done or failed). Default: never."""
+        return False
+
+    def step_figures(self) -> dict[str, float]:
+        """Quality figures for ``info`` on every step. Default: none."""
+        return {}
+
+    def episode_figures(self) -> dict[str, float]:
+        """The cell's own figures for ``episode_metrics`` at episode end."""
+        return self.step_figures()
+
+    def render_frame(self) -> np.ndarray:
+        """An RGB frame of the cell from a fixed oblique camera (TinyRenderer, headless)."""
+        view = view_matrix(eye=(1.6, -1.0, 1.1), target=(0.5, 0.0, 0.2), up=(0.0, 0.0, 1.0))
+        proj = projection_matrix(fov_deg=45.0, aspect=4.0 / 3.0, near_m=0.05, far_m=5.0)
+        return self.sim.render(320, 240, view, proj)
+
+
+class CellEnv(gym.Env):
+    """A robot cell as a Gymnasium environment: a robot, a task and an energy meter.
+
+    Args:
+        sim: the physics client (owned and closed by the env).
+        robot: the arm, not yet loaded.
+        task: the cell's process.
+        energy_weight: λ in reward = task terms − λ · energy_j (1/J).
+        render_mode: ``None`` or ``"rgb_array"``.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(
+        self,
+        sim: Sim,
+        robot: KukaIiwa,
+        task: Task,
+        energy_weight: float,
+        render_mode: str | None = None,
+    ) -> None:
+        if energy_weight < 0:
+            raise ValueError(f"energy_weight must be >= 0, got {energy_weight}")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.sim = sim
+        self.robot = robot
+        self.task = task
+        self.energy_weight = float(energy_weight)
+        self.render_mode = render_mode
+        self.meter = EnergyMeter()
+        self.observation_space = task.observation_space
+        self.action_space = task.action_space
+        self.physics_steps_per_action = round(task.control_period_s / sim.timestep_s)
+        self.metadata = {**self.metadata, "render_fps": round(1.0 / task.control_period_s)}
+        self._steps = 0
+        self._episode_return_terms: dict[str, float] = {}
+        self._last_obs: Any = None
+
+    @property
+    def max_steps(self) -> int:
+        """Steps per episode: the registered ``max_episode_steps``, else the task's limit."""
+        if self.spec is not None and self.spec.max_episode_steps is not None:
+            return self.spec.max_episode_steps
+        return round(self.task.episode_time_s / self.task.control_period_s)
+
+    # ------------------------------------------------------------------ gym API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """Rebuild the world from scratch (bitwise deterministic for a seed) and randomise."""
+        super().reset(seed=seed)
+        self.task.np_random = self.np_random
+        self.sim.reset()
+        with self.sim.no_rendering():
+            self.robot.load()
+            self.task.build()
+        self.task.reset_task()
+        self.meter.reset()
+        self._steps = 0
+        self._episode_return_terms = dict.fromkeys(self._term_names(), 0.0)
+        self._last_obs = self.task.observe()
+        return self._last_obs, {"is_success": False, **self.task.step_figures()}
+
+    def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """Apply one action for ``physics_steps_per_action`` physics steps."""
+        self.task.apply_action(np.asarray(action))
+        self._run_physics()
+        self._steps += 1
+        energy_j = self.meter.take_step_energy_j()
+        fault = self._fault()
+        if fault:
+            return self._fault_step(fault, energy_j)
+        terms = self.task.compute_reward_terms()
+        terms["energy"] = -self.energy_weight * energy_j
+        success = self.task.is_success()
+        terminated = self.task.is_terminal()
+        truncated = not terminated and self._steps >= self.max_steps
+        info = self._info(terms, energy_j, success)
+        if terminated or truncated:
+            info["episode_metrics"] = self._episode_metrics(success)
+        self._last_obs = self.task.observe()
+        return self._last_obs, float(sum(terms.values())), terminated, truncated, info
+
+    def render(self) -> np.ndarray | None:
+        """An RGB frame of the cell (``rgb_array`` mode), from a fixed oblique camera."""
+        if self.render_mode != "rgb_array":
+            return None
+        return self.task.render_frame()
+
+    def close(self) -> None:
+        """Release the physics client."""
+        self.sim.close()
+
+    # ------------------------------------------------------------------ internals
+    def _term_names(self) -> tuple[str, ...]:
+        return (*self.task.reward_term_names, "energy")
+
+    def _run_physics(self) -> None:
+        robot, task, sim, meter = self.robot, self.task, self.sim, self.meter
+        dt = sim.timestep_s
+        for substep in range(self.physics_steps_per_action):
+            task.before_physics_step(substep)
+            sim.step()
+            state = robot.joint_state()
+            meter.add_step(state.tau, state.qd, task.tool_power_w(), dt)
+            task.after_physics_step(substep)
+
+    def _fault(self) -> str | None:
+        state = self.robot.joint_state()
+        tcp, _ = self.robot.tcp_pose()
+        values = np.concatenate([state.q, state.qd, tcp])
+        if not np.all(np.isfinite(values)):
+            return "nan_state"
+        if np.abs(state.qd).max() > EXPLODING_SPEED_RAD_S:
+            return "exploding_joint_speed"
+        if np.linalg.norm(tcp) > EXPLODING_DISTANCE_M:
+            return "exploding_position"
+        return None
+
+    def _fault_step(
+        self, fault: str, energy_j: float
+    ) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs = self._last_obs  # the state is garbage now: repeat the last sane observation
+        info = {"fault": fault, "energy_j": energy_j, "is_success": False}
+        info["episode_metrics"] = self._episode_metrics(False)
+        return obs, 0.0, False, True, info
+
+    def _info(self, terms: dict[str, float], energy_j: float, success: bool) -> dict[str, Any]:
+        for name, value in terms.items():
+            self._episode_return_terms[name] += value
+        info: dict[str, Any] = {f"reward/{name}": value for name, value in terms.items()}
+        info["energy_j"] = energy_j
+        info["is_success"] = bool(success)
+        info.update(self.task.step_figures())
+        return info
+
+    def _episode_metrics(self, success: bool) -> dict[str, float]:
+        metrics = {
+            "success": float(success),
+            "energy_j": self.meter.total_j,
+            "cycle_time_s": self._steps * self.task.control_period_s,
+            "episode_steps": float(self._steps),
+        }
+        metrics.update({f"return/{k}": v for k, v in self._episode_return_terms.items()})
+        metrics.update(self.task.episode_figures())
+        return metrics

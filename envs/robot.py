@@ -1,0 +1,220 @@
+"""The KUKA LBR iiwa 14 arm (URDF from ``pybullet_data``) with a rigid tool.
+
+The tool is welded into the arm's URDF as a real link (fixed joint to the flange), so a peg
+or a torch is part of the multibody, not a soft constraint; its tip is a ``tcp`` link, which
+IK and the Jacobian use directly. The generated URDF is cached in the temp directory.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from robocell.envs.sim import DATA_PATH, Sim, Vec3
+from robocell.util import atomic_write_text, sha256_bytes
+
+# LBR iiwa 14 R820 data sheet (KUKA, 2016): max joint torques (N·m) and speeds (deg/s).
+IIWA_MAX_TORQUE_NM = (320.0, 320.0, 176.0, 176.0, 110.0, 40.0, 40.0)
+IIWA_MAX_SPEED_RAD_S = tuple(np.deg2rad((85.0, 85.0, 100.0, 75.0, 130.0, 135.0, 135.0)))
+# A tool-down posture in front of the robot, used as IK rest pose and start.
+IIWA_HOME = (0.0, 0.55, 0.0, -1.45, 0.0, 1.15, 0.0)
+TOOL_DOWN = (1.0, 0.0, 0.0, 0.0)  # quaternion (x, y, z, w): tool z-axis pointing down
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A rigid tool on the flange: a box or cylinder along the flange z-axis.
+
+    Args:
+        name: tool name (used for its link, ``<name>``, and the tip link ``tcp``).
+        length_m: length from flange to tip (the TCP).
+        size_m: cylinder radius, or box half-width in x and y.
+        shape: ``"cylinder"`` or ``"box"``.
+        mass_kg: tool mass (gravity compensation and energy see it).
+        collision: whether the tool collides.
+        rgba: colour.
+    """
+
+    name: str
+    length_m: float
+    size_m: float
+    shape: str = "cylinder"
+    mass_kg: float = 0.5
+    collision: bool = True
+    rgba: tuple[float, float, float, float] = (0.8, 0.5, 0.1, 1.0)
+
+    def geometry_xml(self) -> str:
+        """URDF geometry element of the tool body."""
+        if self.shape == "box":
+            side = 2.0 * self.size_m
+            return f'<box size="{side} {side} {self.length_m}"/>'
+        return f'<cylinder radius="{self.size_m}" length="{self.length_m}"/>'
+
+
+@dataclass
+class JointState:
+    """Positions (rad), velocities (rad/s) and the torques to meter (N·m) of the arm."""
+
+    q: np.ndarray
+    qd: np.ndarray
+    tau: np.ndarray = field(default_factory=lambda: np.zeros(7))
+
+
+def _tool_urdf(tool: Tool) -> str:
+    base = (Path(DATA_PATH) / "kuka_iiwa" / "model.urdf").read_text()
+    mesh_dir = Path(DATA_PATH) / "kuka_iiwa" / "meshes"
+    base = base.replace('filename="meshes/', f'filename="{mesh_dir}/')
+    half = tool.length_m / 2.0
+    inertia = tool.mass_kg * tool.length_m**2 / 12.0
+    collision = (
+        f'<collision><origin xyz="0 0 {half}"/><geometry>{tool.geometry_xml()}</geometry>'
+        "</collision>"
+        if tool.collision
+        else ""
+    )
+    r, g, b, a = tool.rgba
+    links = f"""
+  <link name="{tool.name}">
+    <inertial><origin xyz="0 0 {half}"/><mass value="{tool.mass_kg}"/>
+      <inertia ixx="{inertia}" iyy="{inertia}" izz="{inertia / 10}" ixy="0" ixz="0" iyz="0"/>
+    </inertial>
+    <visual><origin xyz="0 0 {half}"/><geometry>{tool.geometry_xml()}</geometry>
+      <material name="{tool.name}_colour"><color rgba="{r} {g} {b} {a}"/></material></visual>
+    {collision}
+  </link>
+  <joint name="{tool.name}_mount" type="fixed">
+    <parent link="lbr_iiwa_link_7"/><child link="{tool.name}"/>
+    <origin xyz="0 0 0.045"/>
+  </joint>
+  <link name="tcp">
+    <inertial><mass value="0.001"/>
+      <inertia ixx="1e-9" iyy="1e-9" izz="1e-9" ixy="0" ixz="0" iyz="0"/></inertial>
+  </link>
+  <joint name="tcp_joint" type="fixed">
+    <parent link="{tool.name}"/><child link="tcp"/><origin xyz="0 0 {tool.length_m}"/>
+  </joint>
+</robot>"""
+    return base.replace("</robot>", links)
+
+
+def tool_urdf_path(tool: Tool) -> str:
+    """Path of the arm-with-tool URDF (written once per tool into the temp directory)."""
+    text = _tool_urdf(tool)
+    path = (
+        Path(tempfile.gettempdir())
+        / "robocell-urdf"
+        / f"iiwa-{sha256_bytes(text.encode())[:16]}.urdf"
+    )
+    if not path.exists():
+        atomic_write_text(path, text)
+    return os.fspath(path)
+
+
+class KukaIiwa:
+    """A KUKA LBR iiwa 14 with a rigid tool, position- or torque-controlled.
+
+    Args:
+        sim: the simulation to live in.
+        tool: the tool on the flange.
+        base_position: where the robot base stands (m).
+        name: body name in the simulation.
+    """
+
+    n_joints = 7
+
+    def __init__(
+        self, sim: Sim, tool: Tool, base_position: Vec3 = (0.0, 0.0, 0.0), name: str = "robot"
+    ) -> None:
+        self.sim = sim
+        self.tool = tool
+        self.name = name
+        self.base_position = tuple(base_position)
+        self.urdf_path = tool_urdf_path(tool)
+        self.max_torque_nm = np.asarray(IIWA_MAX_TORQUE_NM)
+        self.max_speed_rad_s = np.asarray(IIWA_MAX_SPEED_RAD_S)
+        self.torque_control = False
+        self._commanded_tau = np.zeros(self.n_joints)
+
+    def load(self, q: Sequence[float] = IIWA_HOME) -> None:
+        """Create the robot in the (freshly reset) simulation at joint positions ``q``."""
+        self.sim.load_urdf(self.name, self.urdf_path, self.base_position, fixed_base=True)
+        joints = self.sim.joints(self.name)
+        self.joint_indices = [j.index for j in joints if j.kind != 4][: self.n_joints]
+        self.lower = np.asarray([joints[i].lower for i in self.joint_indices])
+        self.upper = np.asarray([joints[i].upper for i in self.joint_indices])
+        self.tcp_link = self.sim.link_index(self.name, "tcp")
+        self.flange_link = self.joint_indices[-1]
+        self.torque_control = False
+        self._commanded_tau = np.zeros(self.n_joints)
+        self.reset_joints(q)
+
+    def reset_joints(self, q: Sequence[float]) -> None:
+        """Teleport the arm to ``q`` and hold it there under position control."""
+        self.sim.reset_joints(self.name, self.joint_indices, q)
+        if not self.torque_control:
+            self.set_joint_targets(q)
+
+    # ------------------------------------------------------------------ state
+    def joint_state(self) -> JointState:
+        """Joint positions, velocities and the torques the meter should see.
+
+        Under torque control PyBullet's read-back is stale, so the commanded torques are
+        reported; under position control the applied motor torques are read back.
+        """
+        q, qd, tau = self.sim.joint_states(self.name, self.joint_indices)
+        if self.torque_control:
+            tau = self._commanded_tau.copy()
+        return JointState(q, qd, tau)
+
+    def tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """TCP position (m) and orientation quaternion in the world."""
+        return self.sim.link_pose(self.name, self.tcp_link)
+
+    def tcp_velocity(self) -> np.ndarray:
+        """TCP linear velocity (m/s) in the world."""
+        return self.sim.link_velocity(self.name, self.tcp_link)[0]
+
+    # ------------------------------------------------------------------ control
+    def ik(
+        self, position: Vec3, orientation: Sequence[float] = TOOL_DOWN, iterations: int = 100
+    ) -> np.ndarray:
+        """Joint positions that put the TCP at the pose (joint limits respected)."""
+        q = self.sim.inverse_kinematics(
+            self.name,
+            self.tcp_link,
+            position,
+            orientation,
+            (self.lower, self.upper),
+            IIWA_HOME,
+            max_iterations=iterations,
+        )
+        return np.clip(q[: self.n_joints], self.lower, self.upper)
+
+    def set_joint_targets(self, q: Sequence[float]) -> None:
+        """Position control towards ``q`` with the motors' torque limits."""
+        self.sim.set_position_targets(self.name, self.joint_indices, q, self.max_torque_nm)
+
+    def enable_torque_control(self) -> None:
+        """Switch the default motors off; from now on :meth:`apply_torques` drives the arm."""
+        self.sim.disable_motors(self.name, self.joint_indices)
+        self.torque_control = True
+
+    def apply_torques(self, tau: np.ndarray) -> np.ndarray:
+        """Command joint torques, clipped to the motor limits; returns what was commanded."""
+        self._commanded_tau = np.clip(tau, -self.max_torque_nm, self.max_torque_nm)
+        self.sim.set_torques(self.name, self.joint_indices, self._commanded_tau)
+        return self._commanded_tau
+
+    def jacobian(self, q: Sequence[float]) -> np.ndarray:
+        """6 × 7 geometric Jacobian of the TCP (linear rows first)."""
+        lin, ang = self.sim.jacobian(self.name, self.tcp_link, q)
+        return np.vstack([lin, ang])
+
+    def gravity_torques(self, q: Sequence[float], qd: Sequence[float]) -> np.ndarray:
+        """Torques (N·m) that hold the arm against gravity and Coriolis forces at (q, qd)."""
+        return self.sim.inverse_dynamics(self.name, q, qd, [0.0] * self.n_joints)
