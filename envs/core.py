@@ -202,14 +202,19 @@ class CellEnv(gym.Env):
         return (*self.task.reward_term_names, "energy")
 
     def _run_physics(self) -> None:
-        robot, task, sim, meter = self.robot, self.task, self.sim, self.meter
-        dt = sim.timestep_s
+        # The hot loop: per physics step only the hooks, the step and one raw joint read;
+        # the energy arithmetic runs once per action on the recorded arrays.
+        robot, task, sim = self.robot, self.task, self.sim
+        tool_power_w = []
+        robot.start_recording()
         for substep in range(self.physics_steps_per_action):
             task.before_physics_step(substep)
             sim.step()
-            state = robot.joint_state()
-            meter.add_step(state.tau, state.qd, task.tool_power_w(), dt)
+            robot.record()
+            tool_power_w.append(task.tool_power_w())
             task.after_physics_step(substep)
+        tau_nm, qd_rad_s = robot.recorded()
+        self.meter.add_steps(tau_nm, qd_rad_s, np.asarray(tool_power_w), sim.timestep_s)
 
     def _fault(self) -> str | None:
         state = self.robot.joint_state()
@@ -233,8 +238,8 @@ class CellEnv(gym.Env):
 
     def _info(self, terms: dict[str, float], energy_j: float, success: bool) -> dict[str, Any]:
         for name, value in terms.items():
-            self._episode_return_terms[name] += value
-        info: dict[str, Any] = {f"reward/{name}": value for name, value in terms.items()}
+            self._episode_return_terms[name] += float(value)
+        info: dict[str, Any] = {f"reward/{name}": float(v) for name, v in terms.items()}
         info["energy_j"] = energy_j
         info["is_success"] = bool(success)
         info.update(self.task.step_figures())

@@ -45,19 +45,21 @@ class EnergyConstants:
     suction_pump_w: float = 25.0
 
 
-def drive_power_w(tau_nm: np.ndarray, qd_rad_s: np.ndarray, constants: EnergyConstants) -> float:
-    """Electrical power (W) of all joint drives at torques ``tau_nm`` and speeds ``qd_rad_s``."""
-    mechanical = np.maximum(tau_nm * qd_rad_s, 0.0).sum() / constants.drive_efficiency
-    copper = constants.copper_loss_w_per_nm2 * float(np.dot(tau_nm, tau_nm))
-    return float(mechanical + copper)
+def drive_power_w(
+    tau_nm: np.ndarray, qd_rad_s: np.ndarray, constants: EnergyConstants
+) -> np.ndarray:
+    """Electrical power (W) of all joint drives; rows of (…, n_joints) arrays → (…,) powers."""
+    mechanical = np.maximum(tau_nm * qd_rad_s, 0.0).sum(axis=-1) / constants.drive_efficiency
+    copper = constants.copper_loss_w_per_nm2 * np.square(tau_nm).sum(axis=-1)
+    return mechanical + copper
 
 
 class EnergyMeter:
     """Integrates electrical energy over physics steps.
 
-    Call :meth:`add_step` once per physics step; :meth:`take_step_energy_j` returns and
-    clears what accumulated since the last env step, while :attr:`total_j` keeps the
-    episode's total.
+    Call :meth:`add_steps` with the physics steps of each env step;
+    :meth:`take_step_energy_j` returns and clears what accumulated since the last env step,
+    while :attr:`total_j` keeps the episode's total.
     """
 
     def __init__(self, constants: EnergyConstants | None = None) -> None:
@@ -72,15 +74,18 @@ class EnergyMeter:
         self.tool_total_j = 0.0
         self._pending_j = 0.0
 
-    def add_step(
-        self, tau_nm: np.ndarray, qd_rad_s: np.ndarray, tool_power_w: float, dt_s: float
+    def add_steps(
+        self, tau_nm: np.ndarray, qd_rad_s: np.ndarray, tool_power_w: np.ndarray, dt_s: float
     ) -> float:
-        """Meter one physics step of ``dt_s`` seconds; returns its energy in J."""
+        """Meter consecutive physics steps of ``dt_s`` seconds each; returns their energy (J).
+
+        ``tau_nm`` and ``qd_rad_s`` are (steps, joints) arrays, ``tool_power_w`` is (steps,).
+        """
         power = drive_power_w(tau_nm, qd_rad_s, self.constants) + self.constants.standby_w
-        joules = (power + tool_power_w) * dt_s
+        joules = float((power + tool_power_w).sum() * dt_s)
         self._pending_j += joules
         self.total_j += joules
-        self.tool_total_j += tool_power_w * dt_s
+        self.tool_total_j += float(tool_power_w.sum() * dt_s)
         return joules
 
     def take_step_energy_j(self) -> float:

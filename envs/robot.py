@@ -171,6 +171,29 @@ class KukaIiwa:
             tau = self._commanded_tau.copy()
         return JointState(q, qd, tau)
 
+    def start_recording(self) -> None:
+        """Begin recording joint speeds and metered torques, one row per physics step."""
+        self._recorded_states: list[tuple] = []
+        self._recorded_tau: list[np.ndarray] = []
+
+    def record(self) -> None:
+        """Record the joint state after a physics step (kept raw: this is the hot loop)."""
+        self._recorded_states.append(self.sim.raw_joint_states(self.name, self.joint_indices))
+        if self.torque_control:
+            self._recorded_tau.append(self._commanded_tau)
+
+    def recorded(self) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, joints) arrays of metered torques (N·m) and joint speeds (rad/s).
+
+        Under torque control PyBullet's torque read-back is stale, so the commanded torques
+        are metered; under position control the applied motor torques are read back.
+        """
+        rows = self._recorded_states
+        qd = np.array([[joint[1] for joint in row] for row in rows])
+        if self.torque_control:
+            return np.array(self._recorded_tau), qd
+        return np.array([[joint[3] for joint in row] for row in rows]), qd
+
     def tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """TCP position (m) and orientation quaternion in the world."""
         return self.sim.link_pose(self.name, self.tcp_link)

@@ -352,6 +352,10 @@ class Sim:
         tau = np.fromiter((s[3] for s in states), float, len(states))
         return q, qd, tau
 
+    def raw_joint_states(self, name: str, joints: Sequence[int]) -> tuple:
+        """``getJointStates`` as PyBullet returns it (for hot loops that batch the parsing)."""
+        return p.getJointStates(self._bodies[name], joints, physicsClientId=self.client)
+
     def reset_joints(self, name: str, joints: Sequence[int], positions: Sequence[float]) -> None:
         """Teleport joints to positions with zero velocity."""
         body = self.body_id(name)

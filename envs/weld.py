@@ -1,0 +1,388 @@
+"""The welding cell: ``robocell/WeldSeam-v0``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+
+from robocell.envs.core import CellEnv, Task
+from robocell.envs.process import WeldProcess, WeldProcessSpec
+from robocell.envs.robot import TOOL_DOWN, KukaIiwa, Tool
+from robocell.envs.seam import SHAPES, PlatePose, Seam, make_seam_points
+from robocell.envs.sim import BoxPart, Sim, quat_from_euler
+
+PLATE_HALF_MM = (170.0, 130.0, 5.0)
+NOMINAL_PLATE = PlatePose(x_m=0.62, y_m=0.0, top_z_m=0.11, yaw_rad=0.0)
+TORCH = Tool("torch", length_m=0.18, size_m=0.012, mass_kg=1.2, rgba=(0.75, 0.45, 0.1, 1.0))
+START_HEIGHT_MM = 25.0
+PREVIEW_MM = np.array([10.0, 20.0, 40.0])
+LOST_LATERAL_MM = 40.0
+LOST_HEIGHT_MM = 80.0
+CRASH_HEIGHT_MM = 2.0
+RUN_OUT_MM = 3.0
+
+
+@dataclass(frozen=True)
+class SeamSensorSpec:
+    """Laser seam tracker (line scanner) on the torch.
+
+    The scanner looks ``look_ahead_mm`` ahead of the torch, buffers its profiles and reports
+    the seam position at the torch when the torch arrives there, as commercial trackers do.
+    Readings: lateral offset of the seam from the torch (mm) and standoff of the torch above
+    the plate (mm), each with Gaussian noise of ``noise_mm`` standard deviation. The lateral
+    reading is valid only while the seam lies within the scan line's ``fov_mm`` half-width
+    and under the scanned stretch of the seam.
+    """
+
+    look_ahead_mm: float = 10.0
+    fov_mm: float = 10.0
+    noise_mm: float = 0.1
+    max_range_mm: float = 60.0
+
+
+class WeldSeamTask(Task):
+    """Arc welding of a seam on a fixtured plate; see :class:`WeldSeamEnv`."""
+
+    control_period_s = 0.1
+    episode_time_s = 45.0
+    reward_term_names = ("weld_good", "weld_defect", "tracking", "success")
+
+    def __init__(
+        self,
+        sim: Sim,
+        robot: KukaIiwa,
+        shapes: tuple[str, ...] = SHAPES,
+        seam_length_mm: tuple[float, float] = (120.0, 250.0),
+        pose_noise_mm: float = 20.0,
+        pose_noise_deg: float = 20.0,
+        calibration_error_mm: float = 3.0,
+        process: WeldProcessSpec | None = None,
+        sensor: SeamSensorSpec | None = None,
+        max_speed_mm_s: tuple[float, float, float] = (20.0, 10.0, 10.0),
+    ) -> None:
+        super().__init__(sim, robot)
+        unknown = set(shapes) - set(SHAPES)
+        if unknown or not shapes:
+            raise ValueError(f"shapes must be a non-empty subset of {SHAPES}, got {shapes}")
+        self.shapes = tuple(shapes)
+        self.seam_length_mm = seam_length_mm
+        self.pose_noise_mm = pose_noise_mm
+        self.pose_noise_rad = np.deg2rad(pose_noise_deg)
+        self.calibration_error_mm = calibration_error_mm
+        self.process_spec = process or WeldProcessSpec()
+        self.sensor = sensor or SeamSensorSpec()
+        self.max_speed_mm_s = np.asarray(max_speed_mm_s, dtype=float)
+        self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
+        self.observation_space = spaces.Box(-np.inf, np.inf, (len(OBSERVATION_FIELDS),), np.float32)
+
+    # ------------------------------------------------------------------ episode setup
+    def build(self) -> None:
+        """The fixture table; the plate is placed in :meth:`reset_task` (its pose is random)."""
+        table_top = NOMINAL_PLATE.top_z_m - 2 * PLATE_HALF_MM[2] / 1000.0
+        self.sim.create_box(
+            "table",
+            (0.3, 0.3, table_top / 2),
+            (NOMINAL_PLATE.x_m, 0.0, table_top / 2),
+            rgba=(0.35, 0.35, 0.4, 1.0),
+        )
+
+    def reset_task(self) -> None:
+        """Draw the seam, the plate pose and its calibration error; start above the seam."""
+        rng = self.np_random
+        shape = self.shapes[rng.integers(len(self.shapes))]
+        length_mm = rng.uniform(*self.seam_length_mm)
+        points = make_seam_points(shape, length_mm, rng)
+        self.seam_shape = shape
+        self.seam = Seam(points)
+        self.nominal = self._draw_nominal_pose(rng)
+        self.real = self._draw_real_pose(rng)
+        self._place_plate(points)
+        self.process = WeldProcess(self.seam, self.process_spec)
+        self.arc_on = False
+        self._start_robot(rng)
+
+    def _draw_nominal_pose(self, rng: np.random.Generator) -> PlatePose:
+        dx, dy = rng.uniform(-self.pose_noise_mm, self.pose_noise_mm, 2) / 1000.0
+        yaw = rng.uniform(-self.pose_noise_rad, self.pose_noise_rad)
+        base = NOMINAL_PLATE
+        return PlatePose(base.x_m + dx, base.y_m + dy, base.top_z_m, yaw)
+
+    def _draw_real_pose(self, rng: np.random.Generator) -> PlatePose:
+        err = self.calibration_error_mm
+        dx, dy = rng.uniform(-err, err, 2) / 1000.0
+        dz = rng.uniform(-err, err) / 3000.0  # height is better known than x, y
+        n = self.nominal
+        return PlatePose(n.x_m + dx, n.y_m + dy, n.top_z_m + dz, n.yaw_rad)
+
+    def _place_plate(self, seam_points_mm: np.ndarray) -> None:
+        real = self.real
+        half = np.asarray(PLATE_HALF_MM) / 1000.0
+        centre = (real.x_m, real.y_m, real.top_z_m - half[2])
+        orientation = quat_from_euler(0.0, 0.0, real.yaw_rad)
+        self.sim.create_box("plate", tuple(half), centre, orientation, rgba=(0.55, 0.57, 0.6, 1))
+        marks = [
+            BoxPart((0.0008, 0.0008, 0.0002), (x / 1000.0, y / 1000.0, half[2]), (0.1, 0.1, 0.1, 1))
+            for x, y in seam_points_mm[:: len(seam_points_mm) // 15]
+        ]
+        # The seam drawn as 16 dots, for rendered videos only (PyBullet crashes on larger
+        # visual shape arrays): no collision, no process effect.
+        self.sim.create_compound("seam_marks", marks, centre, orientation, collision=False)
+
+    def _start_robot(self, rng: np.random.Generator) -> None:
+        start = self.nominal.to_world_m(self.seam.point_at(0.0))
+        start = start + np.r_[rng.uniform(-2.0, 2.0, 2), START_HEIGHT_MM] / 1000.0
+        q = self.robot.ik(start)
+        for _ in range(20):  # teleport-and-refine: exact start pose without dynamics
+            self.robot.reset_joints(q)
+            q = self.robot.ik(start)
+        self.robot.reset_joints(q)
+        self.target_m = self.robot.tcp_pose()[0]
+        self.previous_tcp_m = self.target_m.copy()
+        self._update_state()
+
+    # ------------------------------------------------------------------ control
+    def apply_action(self, action: np.ndarray) -> None:
+        """TCP velocity in the nominal seam frame (travel, lateral, up) and arc on/off."""
+        action = np.clip(action, -1.0, 1.0)
+        tangent, normal = self.seam.frame_at(self.progress_mm)
+        velocity_mm = action[:3] * self.max_speed_mm_s
+        plate_dir = np.r_[velocity_mm[0] * tangent + velocity_mm[1] * normal, velocity_mm[2]]
+        step_m = self.nominal.direction_to_world(plate_dir) * self.control_period_s / 1000.0
+        tcp = self.tcp_m
+        # The set-point may lead the TCP by at most 5 mm: no wind-up when the arm lags.
+        self.target_m = tcp + _clip_norm(self.target_m + step_m - tcp, 0.005)
+        self.arc_on = bool(action[3] > 0.0) and self.standoff_mm < self.process_spec.arc_max_mm
+        self.robot.set_joint_targets(self.robot.ik(self.target_m, TOOL_DOWN, iterations=20))
+
+    def tool_power_w(self) -> float:
+        """Arc power while the arc burns."""
+        return self.process_spec.arc_power_w if self.arc_on else 0.0
+
+    # ------------------------------------------------------------------ state and process
+    def _update_state(self) -> None:
+        self.tcp_m = self.robot.tcp_pose()[0]
+        nominal_mm = self.nominal.to_plate_mm(self.tcp_m)
+        s, lateral = self.seam.project(nominal_mm[None, :2])
+        self.progress_mm, self.nominal_lateral_mm = float(s[0]), float(lateral[0])
+        self.height_mm = float(nominal_mm[2])
+        self.real_tcp_mm = self.real.to_plate_mm(self.tcp_m)
+        self.standoff_mm = float(self.real_tcp_mm[2])
+
+    def compute_reward_terms(self) -> dict[str, float]:
+        """Run the process model over the step, then score it (see WeldSeamEnv)."""
+        self.previous_tcp_m = self.tcp_m
+        previous = self.real.to_plate_mm(self.previous_tcp_m)
+        self._update_state()
+        step = self.process.advance(previous, self.real_tcp_mm, self.arc_on, self.control_period_s)
+        self.last_step = step
+        in_range = -10.0 <= self.progress_mm <= self.seam.length_mm
+        lat, standoff_err = abs(step.lateral_error_mm), abs(step.standoff_mm - 12.0)
+        tracking = -0.005 * (min(lat, 10.0) + min(standoff_err, 10.0)) if in_range else 0.0
+        done_ok = self.is_terminal() and self.is_success()
+        return {
+            "weld_good": 0.1 * step.good_mm,
+            "weld_defect": -0.2 * step.defect_mm,
+            "tracking": tracking,
+            "success": 10.0 if done_ok else 0.0,
+        }
+
+    def is_success(self) -> bool:
+        """≥ 95 % of the seam welded good and ≤ 2 mm of defects."""
+        return self.process.good_fraction >= 0.95 and self.process.defect_mm <= 2.0
+
+    def is_terminal(self) -> bool:
+        """The torch ran past the seam end, got lost or touched the plate."""
+        past_end = self.progress_mm >= self.seam.length_mm + RUN_OUT_MM
+        lost = abs(self.nominal_lateral_mm) > LOST_LATERAL_MM or self.height_mm > LOST_HEIGHT_MM
+        return past_end or lost or self.standoff_mm < CRASH_HEIGHT_MM
+
+    # ------------------------------------------------------------------ observation
+    def observe(self) -> np.ndarray:
+        """The observation vector; fields and units in ``OBSERVATION_FIELDS``."""
+        rng, sensor = self.np_random, self.sensor
+        tangent, normal = self.seam.frame_at(self.progress_mm)
+        v_world = (self.tcp_m - self.previous_tcp_m) * 1000.0 / self.control_period_s
+        v_plate = _world_to_plate_dir(self.nominal, v_world)
+        v_seam = [v_plate[:2] @ tangent, v_plate[:2] @ normal, v_plate[2]]
+        s_real, lat_real = self.seam.project(self.real_tcp_mm[None, :2])
+        seen = -sensor.look_ahead_mm <= s_real[0] <= self.seam.length_mm
+        valid = bool(seen and abs(lat_real[0]) <= sensor.fov_mm)
+        lateral = -lat_real[0] + rng.normal(0.0, sensor.noise_mm) if valid else 0.0
+        standoff = min(self.standoff_mm + rng.normal(0.0, sensor.noise_mm), sensor.max_range_mm)
+        obs = [
+            self.progress_mm,
+            self.seam.length_mm - self.progress_mm,
+            self.nominal_lateral_mm,
+            self.height_mm,
+            *v_seam,
+            lateral,
+            standoff,
+            float(valid),
+            float(self.arc_on),
+            *self.seam.heading_change_rad(self.progress_mm, PREVIEW_MM),
+            self.process.good_fraction,
+            self.process.defect_mm,
+        ]
+        return np.asarray(obs, dtype=np.float32)
+
+    def step_figures(self) -> dict[str, float]:
+        """Process figures so far."""
+        return self.process.figures()
+
+    def episode_figures(self) -> dict[str, float]:
+        """Process figures plus the seam's shape and length."""
+        return {**self.process.figures(), "seam_length_mm": self.seam.length_mm}
+
+
+OBSERVATION_FIELDS: list[dict[str, Any]] = [
+    {"name": "progress", "unit": "mm", "doc": "arc length of the TCP along the nominal seam"},
+    {"name": "remaining", "unit": "mm", "doc": "nominal seam length minus progress"},
+    {"name": "nominal_lateral", "unit": "mm", "doc": "TCP offset left of the nominal seam"},
+    {"name": "height", "unit": "mm", "doc": "TCP height above the nominal plate surface"},
+    {"name": "velocity_travel", "unit": "mm/s", "doc": "TCP velocity along the seam"},
+    {"name": "velocity_lateral", "unit": "mm/s", "doc": "TCP velocity left of the seam"},
+    {"name": "velocity_up", "unit": "mm/s", "doc": "TCP velocity upwards"},
+    {"name": "sensor_lateral", "unit": "mm", "doc": "seam tracker: seam left of the torch"},
+    {"name": "sensor_standoff", "unit": "mm", "doc": "seam tracker: torch height above plate"},
+    {"name": "sensor_valid", "unit": "1", "doc": "1 when the tracker sees the seam"},
+    {"name": "arc_on", "unit": "1", "doc": "1 while the arc burns"},
+    {"name": "turn_10mm", "unit": "rad", "doc": "nominal seam heading change 10 mm ahead"},
+    {"name": "turn_20mm", "unit": "rad", "doc": "nominal seam heading change 20 mm ahead"},
+    {"name": "turn_40mm", "unit": "rad", "doc": "nominal seam heading change 40 mm ahead"},
+    {"name": "good_fraction", "unit": "1", "doc": "arc monitor: fraction of seam welded good"},
+    {"name": "defect_length", "unit": "mm", "doc": "arc monitor: defective weld length"},
+]
+
+
+def _clip_norm(vector: np.ndarray, limit: float) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return vector if norm <= limit else vector * (limit / norm)
+
+
+def _world_to_plate_dir(pose: PlatePose, world: np.ndarray) -> np.ndarray:
+    c, s = np.cos(pose.yaw_rad), np.sin(pose.yaw_rad)
+    return np.array([c * world[0] + s * world[1], -s * world[0] + c * world[1], world[2]])
+
+
+class WeldSeamEnv(CellEnv):
+    """Arc-weld a seam on a fixtured plate, found with a noisy laser seam tracker.
+
+    ## Description
+    A KUKA LBR iiwa 14 carries a GMAW torch. A seam (straight, arc or S-curve, 120–250 mm)
+    lies on a plate whose pose is randomised (±20 mm, ±20° yaw around the fixture). The
+    policy is told that nominal (CAD) pose, but the plate really sits up to ±3 mm (and
+    ±1 mm in height) away from it: only the seam tracker reveals the real seam. The torch
+    starts 25 mm above the nominal seam start. It must descend to the 12 mm standoff, strike
+    the arc, travel the seam inside the welding procedure's tolerances and stop at its end.
+
+    ## Action Space
+    ``Box(-1, 1, (4,), float32)``: TCP velocity in the nominal seam frame at the torch's
+    progress point — travel along the seam (×20 mm/s), lateral to the left (×10 mm/s), up
+    (×10 mm/s) — and arc on (> 0) / off (≤ 0). The torch is held pointing down by IK, called
+    once per step on a set-point that leads the TCP by at most 5 mm.
+
+    ## Observation Space
+    ``Box(-inf, inf, (16,), float32)``, fields in ``OBSERVATION_FIELDS`` (name, unit): progress
+    along the nominal seam (mm), remaining length (mm), lateral offset from the nominal seam
+    (mm), height above the nominal plate (mm), TCP velocity in the seam frame (3, mm/s), seam
+    tracker lateral reading (mm) and standoff reading (mm) with 0.1 mm noise, tracker valid
+    flag, arc on flag, nominal seam heading change 10/20/40 mm ahead (rad), arc monitor good
+    fraction and defect length (mm).
+
+    ## Rewards
+    Per step, summed; each term is in ``info["reward/<name>"]``:
+    - ``weld_good``: +0.1 per mm of seam welded good this step (0 … +25 per episode).
+    - ``weld_defect``: −0.2 per mm of defective weld this step.
+    - ``tracking``: −0.005 per mm of (lateral error + standoff error), each capped at 10 mm,
+      while the torch is over the seam (−0.1 … 0 per step).
+    - ``success``: +10 once, on the final step of a successful episode.
+    - ``energy``: −λ · electrical energy of the step (J); λ = ``energy_weight``, default
+      2e-4 J⁻¹. The arc (2.16 kW) dominates: about −0.043 per step with the arc on.
+
+    ## Starting State
+    Seam shape and length, nominal plate pose and calibration error are drawn uniformly; the
+    TCP starts 25 mm above the nominal seam start (±2 mm), torch down, at rest.
+
+    ## Episode End
+    Terminated when the TCP passes 3 mm beyond the nominal seam end, strays more than 40 mm
+    sideways or 80 mm up, or comes within 2 mm of the plate (crash). Truncated at 450 steps
+    (45 s) or on a physics fault. Success: ≥ 95 % of the seam welded good and ≤ 2 mm of
+    defects. ``episode_metrics`` adds seam coverage, good fraction, defect length (mm), mean
+    lateral error (mm), heat input (J/mm), arc time (s) and seam length (mm).
+
+    ## Arguments
+    ``energy_weight`` (λ, J⁻¹), ``shapes`` (subset of straight/arc/s_curve),
+    ``seam_length_mm`` (min, max), ``pose_noise_mm``, ``pose_noise_deg``,
+    ``calibration_error_mm``, ``render_mode`` (None or "rgb_array").
+
+    ## Version History
+    - v0: initial release.
+    """
+
+    observation_fields = OBSERVATION_FIELDS
+    action_fields: ClassVar[list[dict[str, Any]]] = [
+        {"name": "travel_velocity", "unit": "mm/s", "low": -20.0, "high": 20.0, "scale": 20.0},
+        {"name": "lateral_velocity", "unit": "mm/s", "low": -10.0, "high": 10.0, "scale": 10.0},
+        {"name": "up_velocity", "unit": "mm/s", "low": -10.0, "high": 10.0, "scale": 10.0},
+        {"name": "arc_on", "unit": "1", "low": -1.0, "high": 1.0, "scale": 1.0},
+    ]
+
+    def __init__(
+        self,
+        energy_weight: float = 2e-4,
+        shapes: tuple[str, ...] | list[str] = SHAPES,
+        seam_length_mm: tuple[float, float] | list[float] = (120.0, 250.0),
+        pose_noise_mm: float = 20.0,
+        pose_noise_deg: float = 20.0,
+        calibration_error_mm: float = 3.0,
+        render_mode: str | None = None,
+    ) -> None:
+        sim = Sim()
+        robot = KukaIiwa(sim, TORCH)
+        task = WeldSeamTask(
+            sim,
+            robot,
+            tuple(shapes),
+            tuple(seam_length_mm),
+            pose_noise_mm,
+            pose_noise_deg,
+            calibration_error_mm,
+        )
+        super().__init__(sim, robot, task, energy_weight, render_mode)
+
+
+class ScriptedWelder:
+    """A seam-tracking controller on the observation alone (no ground truth).
+
+    Law (stateless, so it can be written as an ONNX graph):
+    - standoff error e_z = sensor_standoff − 12 mm; up = clip(−0.4 · e_z, −1, 1);
+    - lateral = clip(0.4 · sensor_lateral, −1, 1) (steer towards the seam);
+    - travel = 0.45 (9 mm/s) once |e_z| < 1.5 mm, else 0;
+    - arc on (+1) while |e_z| < 1.5 mm, the travel speed has reached 6.5 mm/s, the tracker
+      sees the seam and remaining > 0, else −1 (striking the arc before the torch moves
+      would weld the first millimetres too slowly).
+    """
+
+    standoff_mm = 12.0
+    travel_command = 0.45
+
+    def __init__(self, env: Any = None) -> None:
+        self.index = {field["name"]: i for i, field in enumerate(OBSERVATION_FIELDS)}
+
+    def reset(self) -> None:
+        """Stateless: nothing to forget."""
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """Action for one observation."""
+        i = self.index
+        error_z = obs[i["sensor_standoff"]] - self.standoff_mm
+        settled = abs(error_z) < 1.5
+        travel = self.travel_command if settled else 0.0
+        lateral = np.clip(0.4 * obs[i["sensor_lateral"]], -1.0, 1.0)
+        up = np.clip(-0.4 * error_z, -1.0, 1.0)
+        moving = obs[i["velocity_travel"]] >= 6.5
+        arc = settled and moving and obs[i["sensor_valid"]] > 0.5 and obs[i["remaining"]] > 0.0
+        return np.array([travel, lateral, up, 1.0 if arc else -1.0], dtype=np.float32)
