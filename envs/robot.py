@@ -206,15 +206,9 @@ class KukaIiwa:
     def ik(
         self, position: Vec3, orientation: Sequence[float] = TOOL_DOWN, iterations: int = 100
     ) -> np.ndarray:
-        """Joint positions that put the TCP at the pose (joint limits respected)."""
+        """Joint positions that put the TCP at the pose, clipped to the joint limits."""
         q = self.sim.inverse_kinematics(
-            self.name,
-            self.tcp_link,
-            position,
-            orientation,
-            (self.lower, self.upper),
-            IIWA_HOME,
-            max_iterations=iterations,
+            self.name, self.tcp_link, position, orientation, max_iterations=iterations
         )
         return np.clip(q[: self.n_joints], self.lower, self.upper)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pybullet as p
@@ -195,10 +196,12 @@ class Sim:
         kwargs = {"physicsClientId": cid}
         half = [list(part.half_extents) for part in parts]
         offsets = [list(part.offset) for part in parts]
+        orientations = [list(part.orientation) for part in parts]
         visual = p.createVisualShapeArray(
             shapeTypes=[p.GEOM_BOX] * len(parts),
             halfExtents=half,
             visualFramePositions=offsets,
+            visualFrameOrientations=orientations,
             rgbaColors=[list(part.rgba) for part in parts],
             **kwargs,
         )
@@ -208,6 +211,7 @@ class Sim:
                 shapeTypes=[p.GEOM_BOX] * len(parts),
                 halfExtents=half,
                 collisionFramePositions=offsets,
+                collisionFrameOrientations=orientations,
                 **kwargs,
             )
         body = p.createMultiBody(
@@ -442,29 +446,39 @@ class Sim:
         )
         return np.asarray(state[6]), np.asarray(state[7])
 
+    def link_pose_velocity(
+        self, name: str, link: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """World position, orientation, linear and angular velocity of a link, in one call."""
+        state = p.getLinkState(
+            self.body_id(name),
+            link,
+            computeLinkVelocity=True,
+            computeForwardKinematics=True,
+            physicsClientId=self.client,
+        )
+        pos, orn, lin, ang = (np.asarray(state[i]) for i in (4, 5, 6, 7))
+        return pos, orn, lin, ang
+
     def inverse_kinematics(
         self,
         name: str,
         link: int,
         position: Vec3,
         orientation: Quat,
-        limits: tuple[Sequence[float], Sequence[float]],
-        rest: Sequence[float],
         max_iterations: int = 100,
         threshold: float = 1e-5,
     ) -> np.ndarray:
-        """Joint positions that put ``link`` at the pose, within the given joint limits."""
-        lower, upper = limits
-        ranges = [hi - lo for lo, hi in zip(lower, upper, strict=True)]
+        """Joint positions that put ``link`` at the pose, iterating from the current state.
+
+        PyBullet's null-space variant (rest poses and joint ranges) leaves a millimetre-level
+        residual on the iiwa, so the plain solver is used; callers clip to joint limits.
+        """
         solution = p.calculateInverseKinematics(
             self.body_id(name),
             link,
             list(position),
             list(orientation),
-            lowerLimits=list(lower),
-            upperLimits=list(upper),
-            jointRanges=ranges,
-            restPoses=list(rest),
             maxNumIterations=max_iterations,
             residualThreshold=threshold,
             physicsClientId=self.client,
@@ -495,6 +509,11 @@ class Sim:
             self.body_id(name), list(q), list(qd), list(qdd), physicsClientId=self.client
         )
         return np.asarray(tau)
+
+    def mass_matrix(self, name: str, q: Sequence[float]) -> np.ndarray:
+        """Joint-space inertia matrix M(q) (n × n, kg·m²) of a fixed-base body."""
+        matrix = p.calculateMassMatrix(self.body_id(name), list(q), physicsClientId=self.client)
+        return np.asarray(matrix)
 
     # ------------------------------------------------------------------ contacts
     def contacts(self, body_a: str, body_b: str | None = None) -> list[Contact]:
@@ -545,6 +564,60 @@ class Sim:
         """Delete a constraint made by :meth:`fix_to`."""
         p.removeConstraint(constraint, physicsClientId=self.client)
 
+    def attach_in_place(self, parent: str, parent_link: int, child: str) -> int:
+        """A fixed constraint that holds ``child`` where it is now relative to a parent link.
+
+        Unlike :meth:`fix_to` the child keeps its current orientation, so grasping a part
+        does not snap it to the link's axes. Constraint frames sit at the parent link's
+        centre of mass and the child base's origin, as PyBullet defines them.
+        """
+        cid = self.client
+        parent_id, child_id = self.body_id(parent), self.body_id(child)
+        state = p.getLinkState(
+            parent_id, parent_link, computeForwardKinematics=True, physicsClientId=cid
+        )
+        child_pos, child_orn = p.getBasePositionAndOrientation(child_id, physicsClientId=cid)
+        inv_pos, inv_orn = p.invertTransform(state[0], state[1])
+        rel_pos, rel_orn = p.multiplyTransforms(inv_pos, inv_orn, child_pos, child_orn)
+        return p.createConstraint(
+            parent_id,
+            parent_link,
+            child_id,
+            -1,
+            p.JOINT_FIXED,
+            [0.0, 0.0, 0.0],
+            list(rel_pos),
+            [0.0, 0.0, 0.0],
+            parentFrameOrientation=list(rel_orn),
+            physicsClientId=cid,
+        )
+
+    def closest_points(
+        self, body_a: str, body_b: str, max_distance_m: float, link_a: int | None = None
+    ) -> list[Contact]:
+        """Closest points between two bodies (of ``link_a`` only, when given) within a range.
+
+        Unlike :meth:`contacts` this sees gaps, not just touching: ``distance_m`` is the
+        signed gap (negative for penetration) and ``normal_force_n`` is 0.
+        """
+        kwargs = {"physicsClientId": self.client}
+        if link_a is not None:
+            kwargs["linkIndexA"] = link_a
+        points = p.getClosestPoints(
+            self.body_id(body_a), self.body_id(body_b), max_distance_m, **kwargs
+        )
+        return [
+            Contact(
+                position_on_b=np.asarray(c[6]),
+                normal_on_b=np.asarray(c[7]),
+                distance_m=c[8],
+                normal_force_n=0.0,
+                link_a=c[3],
+                link_b=c[4],
+            )
+            for c in points
+        ]
+
     # ------------------------------------------------------------------ camera
     def render(
         self,
@@ -570,14 +643,75 @@ class Sim:
         )
         return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3]
 
+    def camera_image(
+        self,
+        width: int,
+        height: int,
+        view_matrix: Sequence[float],
+        projection_matrix: Sequence[float],
+        light: Light | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """RGB (height × width × 3, uint8) and depth buffer (height × width, float32).
+
+        TinyRenderer, headless. The depth buffer holds PyBullet's non-linear values in
+        [0, 1]; pixels where nothing was drawn read 1.0. ``light`` sets the lighting.
+        """
+        kwargs = light.render_kwargs() if light is not None else {}
+        _, _, rgba, depth, _ = p.getCameraImage(
+            width,
+            height,
+            viewMatrix=list(view_matrix),
+            projectionMatrix=list(projection_matrix),
+            renderer=p.ER_TINY_RENDERER,
+            flags=p.ER_NO_SEGMENTATION_MASK,
+            physicsClientId=self.client,
+            **kwargs,
+        )
+        rgb = np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3]
+        return rgb, np.asarray(depth, dtype=np.float32).reshape(height, width)
+
+
+@dataclass(frozen=True)
+class Light:
+    """TinyRenderer lighting: a directional light plus ambient, diffuse, specular weights.
+
+    Args:
+        direction: vector pointing from the scene towards the light (world frame).
+        color: light colour (RGB, 0–1).
+        ambient: ambient coefficient.
+        diffuse: diffuse (Lambert) coefficient.
+        specular: specular coefficient.
+    """
+
+    direction: tuple[float, float, float] = (0.3, 0.2, 1.0)
+    color: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    ambient: float = 0.6
+    diffuse: float = 0.35
+    specular: float = 0.05
+
+    def render_kwargs(self) -> dict[str, Any]:
+        """The matching ``getCameraImage`` keyword arguments."""
+        return {
+            "lightDirection": list(self.direction),
+            "lightColor": list(self.color),
+            "lightAmbientCoeff": self.ambient,
+            "lightDiffuseCoeff": self.diffuse,
+            "lightSpecularCoeff": self.specular,
+        }
+
 
 @dataclass(frozen=True)
 class BoxPart:
-    """One box of a compound body: half extents and offset in the body frame (m), colour."""
+    """One box of a compound body: half extents and offset in the body frame (m), colour.
+
+    ``orientation`` (quaternion x, y, z, w, in the body frame) tilts the box, e.g. to make
+    the sloped face of a chamfer.
+    """
 
     half_extents: tuple[float, float, float]
     offset: tuple[float, float, float]
     rgba: Sequence[float] = (0.6, 0.6, 0.6, 1.0)
+    orientation: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
 
 
 def view_matrix(eye: Vec3, target: Vec3, up: Vec3) -> list[float]:

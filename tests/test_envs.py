@@ -1,0 +1,148 @@
+"""Tests every registered cell, one case per env id: checkers, determinism, fuzz, contract."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from envtools import rollout_digest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from robocell.envs import CELLS, ENV_IDS
+
+# Random-action fuzz length per cell: thousands of steps where a step is cheap, fewer for
+# cells whose every step is a full pick-and-place cycle.
+FUZZ_STEPS = {"robocell/VisionSort-v0": 300}
+DETERMINISM_STEPS = 200
+
+
+@pytest.fixture(params=ENV_IDS, ids=lambda env_id: env_id)
+def env_id(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def test_gymnasium_env_checker(env_id: str) -> None:
+    env = gym.make(env_id)
+    gym_check_env(env.unwrapped, skip_render_check=True)
+    env.close()
+
+
+def test_sb3_env_checker(env_id: str) -> None:
+    env = gym.make(env_id)
+    sb3_check_env(env, warn=True)
+    env.close()
+
+
+def test_registered_with_limits(env_id: str) -> None:
+    spec = gym.spec(env_id)
+    assert spec.max_episode_steps == CELLS[env_id].max_episode_steps
+    assert spec.reward_threshold is not None
+    assert env_id.startswith("robocell/")
+
+
+def test_seeded_determinism_in_process(env_id: str) -> None:
+    first = rollout_digest(env_id, seed=7, steps=DETERMINISM_STEPS)
+    assert first == rollout_digest(env_id, seed=7, steps=DETERMINISM_STEPS)
+    assert first != rollout_digest(env_id, seed=8, steps=DETERMINISM_STEPS)
+
+
+def test_seeded_determinism_across_processes(env_id: str) -> None:
+    here = Path(__file__).parent
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")]),
+    }
+    args = [sys.executable, str(here / "envtools.py"), env_id, "11", str(DETERMINISM_STEPS)]
+    other = subprocess.run(args, capture_output=True, text=True, env=env, check=True)
+    assert other.stdout.strip() == rollout_digest(env_id, seed=11, steps=DETERMINISM_STEPS)
+
+
+def test_random_action_fuzz(env_id: str) -> None:
+    env = gym.make(env_id)
+    env.action_space.seed(3)
+    obs, _ = env.reset(seed=3)
+    episodes = 0
+    for _ in range(FUZZ_STEPS.get(env_id, 2000)):
+        action = env.action_space.sample()
+        obs, reward, terminated, truncated, info = env.step(action)
+        assert np.isfinite(reward)
+        for value in obs.values() if isinstance(obs, dict) else [obs]:
+            assert np.all(np.isfinite(value))
+        assert env.observation_space.contains(obs)
+        if terminated or truncated:
+            assert "episode_metrics" in info
+            episodes += 1
+            obs, _ = env.reset()
+    env.close()
+    assert episodes >= 1
+
+
+def _check_step_info(env: gym.Env, reward: float, info: dict) -> None:
+    terms = {k: v for k, v in info.items() if k.startswith("reward/")}
+    expected = {f"reward/{name}" for name in (*env.unwrapped.task.reward_term_names, "energy")}
+    assert set(terms) == expected
+    assert reward == pytest.approx(sum(terms.values()), abs=1e-9)
+    assert info["energy_j"] > 0.0
+    assert terms["reward/energy"] == pytest.approx(-env.unwrapped.energy_weight * info["energy_j"])
+    assert isinstance(info["is_success"], bool)
+    for name, value in env.unwrapped.task.step_figures().items():
+        assert info[name] == value
+
+
+def test_info_contract_and_episode_metrics(env_id: str) -> None:
+    env = gym.make(env_id)
+    env.action_space.seed(5)
+    env.reset(seed=5)
+    total_energy_j, steps = 0.0, 0
+    while True:
+        _, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        _check_step_info(env, reward, info)
+        total_energy_j += info["energy_j"]
+        steps += 1
+        if terminated or truncated:
+            break
+    metrics = info["episode_metrics"]
+    assert metrics["energy_j"] == pytest.approx(total_energy_j)
+    assert metrics["cycle_time_s"] == pytest.approx(steps * env.unwrapped.task.control_period_s)
+    assert metrics["success"] == float(info["is_success"])
+    assert set(env.unwrapped.task.episode_figures()) <= set(metrics)
+    env.close()
+
+
+def test_energy_weight_scales_only_the_energy_term(env_id: str) -> None:
+    rewards = []
+    for weight in (0.0, 1e-3):
+        env = gym.make(env_id, energy_weight=weight)
+        env.reset(seed=2)
+        _, reward, _, _, info = env.step(np.zeros(env.action_space.shape, np.float32))
+        rewards.append((reward, info["energy_j"]))
+        env.close()
+    (r0, e0), (r1, e1) = rewards
+    assert e0 == e1
+    assert r1 == pytest.approx(r0 - 1e-3 * e0)
+
+
+def test_render_rgb_array(env_id: str) -> None:
+    env = gym.make(env_id, render_mode="rgb_array")
+    env.reset(seed=0)
+    frame = env.render()
+    env.close()
+    assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+    assert frame.std() > 0  # not a blank image
+
+
+def test_resets_reuse_one_physics_client(env_id: str) -> None:
+    env = gym.make(env_id)
+    env.reset(seed=0)
+    client = env.unwrapped.sim.client
+    for seed in range(50):
+        env.reset(seed=seed)
+    assert env.unwrapped.sim.client == client
+    env.close()
+    assert not env.unwrapped.sim.connected
