@@ -64,18 +64,20 @@ class WeldProcess:
         self.spec = spec
         self.cells = np.zeros(len(seam.points_mm), dtype=np.int8)
         self.arc_time_s = 0.0
+        self.good_cells = 0
+        self.defect_cells = 0
         self._lateral_sum_mm = 0.0
         self._lateral_count = 0
 
     @property
     def good_fraction(self) -> float:
         """Fraction of the seam welded good."""
-        return float(np.mean(self.cells == GOOD))
+        return self.good_cells / len(self.cells)
 
     @property
     def defect_mm(self) -> float:
         """Length of defective weld (mm)."""
-        return float(np.count_nonzero(self.cells == DEFECT) * SAMPLE_SPACING_MM)
+        return self.defect_cells * SAMPLE_SPACING_MM
 
     def advance(
         self, start_mm: np.ndarray, end_mm: np.ndarray, arc_on: bool, dt_s: float
@@ -94,8 +96,11 @@ class WeldProcess:
         on_seam &= s <= self.seam.length_mm
         if on_seam.any():
             self._weld_samples(s[on_seam], lateral[on_seam], path[on_seam, 2], speed)
-        new_good = np.count_nonzero((before == UNWELDED) & (self.cells == GOOD))
-        new_defect = np.count_nonzero((before != DEFECT) & (self.cells == DEFECT))
+        new_good = int(np.count_nonzero((before == UNWELDED) & (self.cells == GOOD)))
+        new_defect = int(np.count_nonzero((before != DEFECT) & (self.cells == DEFECT)))
+        lost_good = int(np.count_nonzero((before == GOOD) & (self.cells == DEFECT)))
+        self.good_cells += new_good - lost_good
+        self.defect_cells += new_defect
         return WeldStep(
             new_good * SAMPLE_SPACING_MM,
             new_defect * SAMPLE_SPACING_MM,
@@ -126,12 +131,12 @@ class WeldProcess:
 
     def figures(self) -> dict[str, float]:
         """Seam coverage, good fraction, defect length, lateral error, heat input, arc time."""
-        welded = np.count_nonzero(self.cells != UNWELDED)
+        welded = self.good_cells + self.defect_cells
         welded_mm = welded * SAMPLE_SPACING_MM
         heat = self.spec.arc_efficiency * self.spec.arc_power_w * self.arc_time_s
         mean_lateral = self._lateral_sum_mm / self._lateral_count if self._lateral_count else 0.0
         return {
-            "seam_coverage": float(welded / len(self.cells)),
+            "seam_coverage": welded / len(self.cells),
             "good_fraction": self.good_fraction,
             "defect_length_mm": self.defect_mm,
             "mean_lateral_error_mm": mean_lateral,

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 SAMPLE_SPACING_MM = 0.5
 SHAPES = ("straight", "arc", "s_curve")
@@ -68,20 +67,24 @@ class Seam:
         after = self.points_mm[-1] + steps * self.tangents[-1]
         self._ext_points = np.vstack([before, self.points_mm, after])
         self._ext_s = SAMPLE_SPACING_MM * (np.arange(len(self._ext_points)) - n_ext)
-        self._tree = cKDTree(self._ext_points)
+        self._ext_x, self._ext_y = self._ext_points[:, 0].copy(), self._ext_points[:, 1].copy()
+        self._ext_tangents = np.vstack(
+            [
+                np.repeat(self.tangents[:1], n_ext, 0),
+                self.tangents,
+                np.repeat(self.tangents[-1:], n_ext, 0),
+            ]
+        )
 
     def project(self, plate_xy_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Arc length (mm) and signed lateral offset (mm, left of travel > 0) of points (M, 2)."""
-        _, nearest = self._tree.query(plate_xy_mm)
-        offset = plate_xy_mm - self._ext_points[nearest]
-        tangent = self.tangents[np.clip(nearest - self._n_before, 0, len(self.tangents) - 1)]
-        along = np.einsum("mk,mk->m", offset, tangent)
-        lateral = tangent[:, 0] * offset[:, 1] - tangent[:, 1] * offset[:, 0]
-        return self._ext_s[nearest] + along, lateral
-
-    @property
-    def _n_before(self) -> int:
-        return round(-self._ext_s[0] / SAMPLE_SPACING_MM)
+        # Brute force over ~1000 samples beats a k-d tree's call overhead at these sizes.
+        x, y = plate_xy_mm[:, 0:1], plate_xy_mm[:, 1:2]
+        nearest = ((self._ext_x - x) ** 2 + (self._ext_y - y) ** 2).argmin(axis=1)
+        dx = plate_xy_mm[:, 0] - self._ext_x[nearest]
+        dy = plate_xy_mm[:, 1] - self._ext_y[nearest]
+        tx, ty = self._ext_tangents[nearest, 0], self._ext_tangents[nearest, 1]
+        return self._ext_s[nearest] + dx * tx + dy * ty, tx * dy - ty * dx
 
     def frame_at(self, s_mm: float) -> tuple[np.ndarray, np.ndarray]:
         """Unit tangent and left normal (plate frame, 2-D) at arc length ``s_mm`` (clamped)."""

@@ -165,10 +165,11 @@ class WeldSeamTask(Task):
     def _update_state(self) -> None:
         self.tcp_m = self.robot.tcp_pose()[0]
         nominal_mm = self.nominal.to_plate_mm(self.tcp_m)
-        s, lateral = self.seam.project(nominal_mm[None, :2])
-        self.progress_mm, self.nominal_lateral_mm = float(s[0]), float(lateral[0])
-        self.height_mm = float(nominal_mm[2])
         self.real_tcp_mm = self.real.to_plate_mm(self.tcp_m)
+        s, lateral = self.seam.project(np.stack([nominal_mm[:2], self.real_tcp_mm[:2]]))
+        self.progress_mm, self.nominal_lateral_mm = float(s[0]), float(lateral[0])
+        self.real_progress_mm, self.real_lateral_mm = float(s[1]), float(lateral[1])
+        self.height_mm = float(nominal_mm[2])
         self.standoff_mm = float(self.real_tcp_mm[2])
 
     def compute_reward_terms(self) -> dict[str, float]:
@@ -207,10 +208,9 @@ class WeldSeamTask(Task):
         v_world = (self.tcp_m - self.previous_tcp_m) * 1000.0 / self.control_period_s
         v_plate = _world_to_plate_dir(self.nominal, v_world)
         v_seam = [v_plate[:2] @ tangent, v_plate[:2] @ normal, v_plate[2]]
-        s_real, lat_real = self.seam.project(self.real_tcp_mm[None, :2])
-        seen = -sensor.look_ahead_mm <= s_real[0] <= self.seam.length_mm
-        valid = bool(seen and abs(lat_real[0]) <= sensor.fov_mm)
-        lateral = -lat_real[0] + rng.normal(0.0, sensor.noise_mm) if valid else 0.0
+        seen = -sensor.look_ahead_mm <= self.real_progress_mm <= self.seam.length_mm
+        valid = seen and abs(self.real_lateral_mm) <= sensor.fov_mm
+        lateral = -self.real_lateral_mm + rng.normal(0.0, sensor.noise_mm) if valid else 0.0
         standoff = min(self.standoff_mm + rng.normal(0.0, sensor.noise_mm), sensor.max_range_mm)
         obs = [
             self.progress_mm,
