@@ -26,7 +26,7 @@ _CELLS = (
         "robocell/WeldSeam-v0",
         "robocell.envs.weld:WeldSeamEnv",
         max_episode_steps=450,
-        reward_threshold=25.0,
+        reward_threshold=15.0,  # a successful weld of the shortest seam returns about 15.6
         summary="Arc-weld a randomised seam found with a noisy laser seam tracker (KUKA iiwa).",
     ),
 )
