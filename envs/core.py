@@ -137,7 +137,9 @@ class CellEnv(gym.Env):
         self.observation_space = task.observation_space
         self.action_space = task.action_space
         self.physics_steps_per_action = round(task.control_period_s / sim.timestep_s)
-        self.metadata = {**self.metadata, "render_fps": round(1.0 / task.control_period_s)}
+        # Cells whose step is a whole cycle (seconds) still play videos at one step per second.
+        fps = max(1, round(1.0 / task.control_period_s))
+        self.metadata = {**self.metadata, "render_fps": fps}
         self._steps = 0
         self._episode_return_terms: dict[str, float] = {}
         self._last_obs: Any = None
