@@ -1,0 +1,202 @@
+"""``robocell certify``: run a benchmark on a bundle and sign the outcome.
+
+The certificate (``certificate.json``) is a DSSE envelope, signed with the certifier's Ed25519
+key, around an in-toto Statement v1 whose subjects are the bundle's ``policy.onnx`` and
+``manifest.json`` and whose predicate records the benchmark, the seeds, every criterion's
+count and bound, the continuous figures, the digests of the per-episode log and the report,
+the software and platform, and the overall verdict. Field by field in ``docs/CERTIFICATION.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from robocell import __version__
+from robocell.errors import RobocellError, VerificationError
+from robocell.eval.decision import Evaluation, evaluate
+from robocell.eval.dsse import IN_TOTO_PAYLOAD_TYPE, sign_envelope
+from robocell.eval.keys import public_key_fingerprint
+from robocell.eval.report import write_report
+from robocell.eval.runner import EpisodeJob, intake_bundle, run_episodes
+from robocell.eval.seeds import DERIVATION_RULE, check_commitment, commitment
+from robocell.eval.spec import BenchmarkSpec, spec_digest
+from robocell.schema import to_dict
+from robocell.util import atomic_write_bytes, canonical_json, sha256_bytes, sha256_file
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://robocell.dev/attestations/benchmark-certificate/v1"
+CERTIFICATE_NAME = "certificate.json"
+LOG_NAME = "episodes.jsonl"
+SUBJECT_NAMES = ("policy.onnx", "manifest.json")
+PACKAGES = ("numpy", "scipy", "gymnasium", "pybullet", "onnx", "onnxruntime", "cryptography")
+
+
+@dataclass
+class CertifyResult:
+    """What :func:`certify` wrote and decided."""
+
+    certificate_path: Path
+    verdict: str
+    evaluation: Evaluation
+    statement: dict[str, Any]
+
+
+def certify(
+    bundle_dir: str | Path,
+    spec: BenchmarkSpec,
+    master_seed_hex: str,
+    commitment_hex: str,
+    private_key: Ed25519PrivateKey,
+    out_dir: str | Path,
+    workers: int = 1,
+    progress: bool = True,
+) -> CertifyResult:
+    """Certify the bundle on ``spec`` and write certificate, episode log and report to ``out_dir``.
+
+    Refuses (before running anything) a master seed that does not match the commitment, an
+    ``out_dir`` that exists and is not empty, and anything that is not a fitting bundle. The
+    directory appears complete or not at all.
+    """
+    check_commitment(master_seed_hex, commitment_hex)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise RobocellError(f"{out_dir}: exists and is not an empty directory; choose a new -o")
+    policy = intake_bundle(bundle_dir, spec)
+    subjects = bundle_subjects(bundle_dir, policy.onnx_sha256)
+    job = EpisodeJob(str(bundle_dir), policy.onnx_sha256, spec.env_id, spec.env_kwargs)
+    started_at, start_s = _utc_now(), time.perf_counter()
+    records = run_episodes(job, master_seed_hex, spec.episodes, workers, progress)
+    run = {
+        "started_at": started_at,
+        "finished_at": _utc_now(),
+        "episodes_wall_time_s": round(time.perf_counter() - start_s, 3),
+        "workers": workers,
+    }
+    evaluation = evaluate(spec, [record["metrics"] for record in records])
+    predicate = {
+        **_provenance(private_key),
+        **_inputs(spec, policy, master_seed_hex),
+        **evaluation.to_dict(),
+        "run": run,
+    }
+    statement = _write_directory(
+        out_dir, spec, evaluation, records, subjects, predicate, private_key
+    )
+    return CertifyResult(out_dir / CERTIFICATE_NAME, evaluation.verdict, evaluation, statement)
+
+
+def _write_directory(
+    out_dir: Path,
+    spec: BenchmarkSpec,
+    evaluation: Evaluation,
+    records: list[dict[str, Any]],
+    subjects: dict[str, str],
+    predicate: dict[str, Any],
+    private_key: Ed25519PrivateKey,
+) -> dict[str, Any]:
+    """Write log, report and signed certificate in a staging directory, then rename it."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        log_bytes = episode_log_bytes(records)
+        atomic_write_bytes(staging / LOG_NAME, log_bytes)
+        predicate["episodes"] = {
+            "count": len(records),
+            "log": LOG_NAME,
+            "log_sha256": sha256_bytes(log_bytes),
+        }
+        run = predicate["run"]
+        predicate["report"] = write_report(staging, spec, evaluation, records, subjects, run)
+        statement = make_statement(subjects, predicate)
+        envelope = sign_envelope(statement, private_key, IN_TOTO_PAYLOAD_TYPE)
+        atomic_write_bytes(staging / CERTIFICATE_NAME, certificate_bytes(envelope))
+        os.chmod(staging, 0o755)  # mkdtemp makes it private; a certificate is for everyone
+        os.replace(staging, out_dir)  # also replaces an empty directory
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return statement
+
+
+def bundle_subjects(bundle_dir: str | Path, onnx_sha256: str) -> dict[str, str]:
+    """sha256 of the bundle's ``policy.onnx`` and ``manifest.json``, by name.
+
+    ``onnx_sha256`` is the digest the loader checked; a different file now means the bundle
+    changed after intake.
+    """
+    digests = {name: sha256_file(Path(bundle_dir) / name) for name in SUBJECT_NAMES}
+    if digests["policy.onnx"] != onnx_sha256:
+        raise VerificationError(f"{bundle_dir}: policy.onnx changed after it was loaded")
+    return digests
+
+
+def make_statement(subjects: dict[str, str], predicate: dict[str, Any]) -> dict[str, Any]:
+    """An in-toto Statement v1 over the named subjects with the robocell predicate."""
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [
+            {"name": name, "digest": {"sha256": digest}} for name, digest in subjects.items()
+        ],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": predicate,
+    }
+
+
+def certificate_bytes(envelope: dict[str, Any]) -> bytes:
+    """The one accepted file form of an envelope: indented, sorted keys, trailing newline."""
+    return (json.dumps(envelope, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode()
+
+
+def episode_log_bytes(records: list[dict[str, Any]]) -> bytes:
+    """The per-episode log: one canonical JSON object per line, in episode order."""
+    return b"".join(canonical_json(record) + b"\n" for record in records)
+
+
+def _inputs(spec: BenchmarkSpec, policy: Any, master_seed_hex: str) -> dict[str, Any]:
+    return {
+        "benchmark": {"name": spec.name, "spec_digest": spec_digest(spec), "spec": to_dict(spec)},
+        "bundle": {"env_id": policy.env_id, "env_kwargs": policy.env_kwargs},
+        "seeds": {
+            "commitment": commitment(master_seed_hex),
+            "master_seed": master_seed_hex,
+            "derivation": DERIVATION_RULE,
+        },
+    }
+
+
+def _provenance(private_key: Ed25519PrivateKey) -> dict[str, Any]:
+    fingerprint = public_key_fingerprint(private_key.public_key())
+    return {
+        "certifier": {"name": "robocell", "version": __version__, "key_fingerprint": fingerprint},
+        "packages": {name: _version(name) for name in PACKAGES},
+        "platform": {
+            "python": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "system": platform.system(),
+            "release": platform.release(),
+            "machine": platform.machine(),
+            "platform": platform.platform(),
+        },
+    }
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

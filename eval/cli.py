@@ -1,0 +1,142 @@
+"""``robocell seeds new``, ``robocell keys new``, ``robocell certify`` and ``robocell verify``."""
+
+from __future__ import annotations
+
+import argparse
+
+from robocell.errors import RobocellError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the certification commands to the CLI."""
+    seeds = subparsers.add_parser("seeds", help="create a secret master seed and its commitment")
+    seeds_sub = seeds.add_subparsers(dest="seeds_command", metavar="ACTION", required=True)
+    seeds_new = seeds_sub.add_parser("new", help="write a new master seed; print its commitment")
+    seeds_new.add_argument("-o", "--output", required=True, help="master seed file to create")
+    seeds_new.set_defaults(func=_seeds_new)
+
+    keys = subparsers.add_parser("keys", help="create the certifier's Ed25519 key pair")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    keys_new = keys_sub.add_parser("new", help="write certifier.key (0600) and certifier.pub")
+    keys_new.add_argument("-o", "--output", required=True, help="directory for the key pair")
+    keys_new.set_defaults(func=_keys_new)
+
+    _register_certify(subparsers)
+    _register_verify(subparsers)
+
+
+def _register_certify(subparsers: argparse._SubParsersAction) -> None:
+    certify = subparsers.add_parser(
+        "certify", help="run a benchmark on a bundle and write a signed certificate"
+    )
+    certify.add_argument("bundle", help="exported bundle directory (policy.onnx + manifest.json)")
+    certify.add_argument(
+        "--benchmark",
+        required=True,
+        help="benchmark spec YAML, or a packaged one: weld, peg, vision",
+    )
+    certify.add_argument("--master-seed-file", required=True, help="the secret master seed")
+    certify.add_argument("--commitment", required=True, help="published sha256 of the seed")
+    certify.add_argument("--key", required=True, help="certifier's private key (PEM)")
+    certify.add_argument("-o", "--output", required=True, help="certificate directory")
+    certify.add_argument("--workers", type=_positive_int, default=1, help="worker processes")
+    certify.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    certify.set_defaults(func=_certify)
+
+
+def _register_verify(subparsers: argparse._SubParsersAction) -> None:
+    verify = subparsers.add_parser("verify", help="check a certificate's signature and digests")
+    verify.add_argument("certificate", help="CERT_DIR/certificate.json (or CERT_DIR)")
+    verify.add_argument("--pubkey", required=True, help="certifier's public key (PEM)")
+    verify.add_argument("--bundle", help="bundle directory to check against the subjects")
+    verify.add_argument(
+        "--rerun", action="store_true", help="re-run every episode with --bundle and compare"
+    )
+    verify.add_argument("--workers", type=_positive_int, default=1, help="worker processes")
+    verify.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    verify.set_defaults(func=_verify)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _seeds_new(args: argparse.Namespace) -> int:
+    from robocell.eval.seeds import commitment, new_master_seed, write_master_seed
+
+    seed = new_master_seed()
+    write_master_seed(args.output, seed)
+    print(f"master seed written to {args.output} (keep it secret; give it to the certifier)")
+    print(f"commitment: {commitment(seed)}")
+    return 0
+
+
+def _keys_new(args: argparse.Namespace) -> int:
+    from robocell.eval.keys import generate_keypair, load_public_key, public_key_fingerprint
+
+    key_path, pub_path = generate_keypair(args.output)
+    fingerprint = public_key_fingerprint(load_public_key(pub_path))
+    print(f"private key: {key_path} (mode 0600, keep it secret)")
+    print(f"public key:  {pub_path}")
+    print(f"fingerprint: {fingerprint}")
+    return 0
+
+
+def _certify(args: argparse.Namespace) -> int:
+    from robocell.eval.certify import certify
+    from robocell.eval.keys import load_private_key
+    from robocell.eval.seeds import read_master_seed
+    from robocell.eval.spec import load_spec, resolve_spec_path
+
+    spec = load_spec(args.benchmark)
+    result = certify(
+        args.bundle,
+        spec,
+        read_master_seed(args.master_seed_file),
+        args.commitment,
+        load_private_key(args.key),
+        args.output,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
+    print(f"benchmark: {spec.name} ({resolve_spec_path(args.benchmark)})")
+    for c in result.evaluation.criteria:
+        print(
+            f"  {c.name:24s} k={c.k}/{c.n}  CP lower={c.clopper_pearson_lower:.4f}  "
+            f"p0={c.p0:g}  {c.verdict}"
+        )
+    for f in result.evaluation.figures:
+        print(f"  {f.name:24s} {f.statistic}={f.value}  CI=[{f.ci_low}, {f.ci_high}]  {f.verdict}")
+    print(f"certificate: {result.certificate_path}")
+    print(f"verdict: {result.verdict}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from robocell.eval.verify import rerun_differences, verify_certificate
+
+    if args.rerun and not args.bundle:
+        raise RobocellError("--rerun needs --bundle (the bundle to run)")
+    verified = verify_certificate(args.certificate, args.pubkey, args.bundle)
+    print(f"signature: valid (key {verified.predicate['certifier']['key_fingerprint']})")
+    print(f"benchmark spec sha256: {verified.spec_digest}")
+    print(f"seed commitment: {verified.commitment} (revealed seed matches)")
+    for name, digest in verified.subject_digests.items():
+        checked = "matches --bundle" if args.bundle else "bundle not checked"
+        print(f"subject {name}: {digest} ({checked})")
+    print("episode log, statistics and report: match the signed digests")
+    if args.rerun:
+        differences = rerun_differences(
+            verified, args.bundle, args.workers, progress=not args.no_progress
+        )
+        for line in differences:
+            print(f"rerun differs: {line}")
+        if differences:
+            print(f"rerun: {len(differences)} of {verified.spec.episodes} episodes differ")
+            return 1
+        print(f"rerun: all {verified.spec.episodes} episodes reproduced exactly")
+    print(f"certificate valid; verdict: {verified.verdict}")
+    return 0

@@ -1,0 +1,148 @@
+"""The decision of a certificate: criteria counts and bounds, continuous figures, verdict.
+
+:func:`evaluate` is a pure function of the spec and the per-episode metrics, so the certifier
+and the verifier compute the same numbers from the same episode log.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from robocell.eval.spec import BenchmarkSpec, Criterion, Figure
+from robocell.eval.stats import bootstrap_ci, clopper_pearson_lower, iqm, wilson_lower
+
+PASS, FAIL, INFO = "PASS", "FAIL", "INFO"
+PASSED, FAILED = "PASSED", "FAILED"
+Metrics = dict[str, float | None]
+
+
+@dataclass
+class CriterionResult:
+    """One pass/fail criterion's outcome: k of n, the bounds at α/m and the verdict."""
+
+    name: str
+    metric: str
+    op: str
+    value: float
+    p0: float
+    n: int
+    k: int
+    alpha: float
+    clopper_pearson_lower: float
+    wilson_lower: float
+    verdict: str
+
+
+@dataclass
+class FigureResult:
+    """One continuous figure: summary statistics, bootstrap CI of the stated statistic, verdict.
+
+    ``n`` counts the episodes with a finite value; ``n_missing`` the others (a limited figure
+    with missing values fails).
+    """
+
+    name: str
+    metric: str
+    unit: str
+    statistic: str
+    n: int
+    n_missing: int
+    mean: float | None
+    iqm: float | None
+    median: float | None
+    std: float | None
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    confidence: float
+    limit: float | None
+    op: str
+    verdict: str
+
+
+@dataclass
+class Evaluation:
+    """All results and the overall verdict (``PASSED``/``FAILED``)."""
+
+    criteria: list[CriterionResult]
+    figures: list[FigureResult]
+    verdict: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the certificate's predicate."""
+        return asdict(self)
+
+
+def evaluate(spec: BenchmarkSpec, episodes: Sequence[Metrics]) -> Evaluation:
+    """Apply the spec's decision rule to the metrics of all its episodes."""
+    if len(episodes) != spec.episodes:
+        raise ValueError(f"the spec needs {spec.episodes} episodes, got {len(episodes)}")
+    criteria = [_criterion(spec, c, episodes) for c in spec.criteria]
+    figures = [_figure(spec, f, episodes) for f in spec.figures]
+    passed = all(c.verdict == PASS for c in criteria) and all(f.verdict != FAIL for f in figures)
+    return Evaluation(criteria, figures, PASSED if passed else FAILED)
+
+
+def _criterion(spec: BenchmarkSpec, criterion: Criterion, episodes: Sequence[Metrics]) -> Any:
+    n = len(episodes)
+    k = sum(criterion.holds(m.get(criterion.metric)) for m in episodes)
+    alpha = spec.alpha_per_criterion
+    bound = clopper_pearson_lower(k, n, alpha)
+    return CriterionResult(
+        name=criterion.name,
+        metric=criterion.metric,
+        op=criterion.op,
+        value=criterion.value,
+        p0=criterion.p0,
+        n=n,
+        k=k,
+        alpha=alpha,
+        clopper_pearson_lower=bound,
+        wilson_lower=wilson_lower(k, n, alpha),
+        verdict=PASS if bound >= criterion.p0 else FAIL,
+    )
+
+
+def _figure(spec: BenchmarkSpec, figure: Figure, episodes: Sequence[Metrics]) -> FigureResult:
+    raw = [m.get(figure.metric) for m in episodes]
+    values = np.array([v for v in raw if v is not None and math.isfinite(v)], dtype=float)
+    missing = len(raw) - values.size
+    stats: dict[str, float | None] = dict.fromkeys(
+        ("mean", "iqm", "median", "std", "value", "ci_low", "ci_high")
+    )
+    if values.size:
+        boot = spec.bootstrap
+        stats["mean"], stats["iqm"] = float(values.mean()), iqm(values)
+        stats["median"], stats["std"] = float(np.median(values)), float(values.std(ddof=0))
+        stats["value"] = stats[figure.statistic]
+        stats["ci_low"], stats["ci_high"] = bootstrap_ci(
+            values, figure.statistic, boot.confidence, boot.seed, boot.resamples
+        )
+    return FigureResult(
+        name=figure.name,
+        metric=figure.metric,
+        unit=figure.unit,
+        statistic=figure.statistic,
+        n=int(values.size),
+        n_missing=missing,
+        confidence=spec.bootstrap.confidence,
+        limit=figure.limit,
+        op=figure.op,
+        verdict=_figure_verdict(figure, missing, stats["ci_low"], stats["ci_high"]),
+        **stats,
+    )
+
+
+def _figure_verdict(figure: Figure, missing: int, low: float | None, high: float | None) -> str:
+    if figure.limit is None:
+        return INFO
+    if missing or low is None or high is None:
+        return FAIL
+    if figure.op == "<=":
+        return PASS if high <= figure.limit else FAIL
+    return PASS if low >= figure.limit else FAIL

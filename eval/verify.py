@@ -1,0 +1,270 @@
+"""``robocell verify``: check a certificate end to end, optionally re-running its episodes.
+
+:func:`verify_certificate` checks, in order, and raises VerificationError naming the first
+failure: the file is the canonical serialisation of a DSSE envelope; the payload type; the
+Ed25519 signature over the PAE with the given key; the in-toto Statement type, subjects and
+predicate type; the benchmark spec against its digest; the master seed against its
+commitment; the per-episode log against its digest, its episode count and every derived seed;
+every criterion, figure and the verdict recomputed from the log; the report files against their
+digests; and, given a bundle, its files against the subject digests.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from robocell.errors import RobocellError, VerificationError
+from robocell.eval.certify import (
+    CERTIFICATE_NAME,
+    LOG_NAME,
+    PREDICATE_TYPE,
+    STATEMENT_TYPE,
+    SUBJECT_NAMES,
+    certificate_bytes,
+    episode_log_bytes,
+)
+from robocell.eval.decision import evaluate
+from robocell.eval.dsse import IN_TOTO_PAYLOAD_TYPE, open_envelope
+from robocell.eval.keys import load_public_key
+from robocell.eval.runner import EpisodeJob, intake_bundle, refuse_non_bundle, run_episodes
+from robocell.eval.seeds import DERIVATION_RULE, commitment, episode_seed
+from robocell.eval.spec import BenchmarkSpec, parse_spec, spec_digest
+from robocell.util import sha256_bytes, sha256_file
+
+# Recomputed statistics may differ from the signed ones in the last bits on another platform.
+RELATIVE_TOLERANCE = 1e-9
+
+
+@dataclass
+class VerifiedCertificate:
+    """A certificate whose every check passed (see the module docstring)."""
+
+    path: Path
+    statement: dict[str, Any]
+    predicate: dict[str, Any]
+    verdict: str
+    spec_digest: str
+    commitment: str
+    subject_digests: dict[str, str]
+    certificate_sha256: str
+    spec: BenchmarkSpec
+    episodes: list[dict[str, Any]] = field(repr=False, default_factory=list)
+
+
+def verify_certificate(
+    cert_path: str | Path,
+    public_key: Ed25519PublicKey | str | Path,
+    bundle_dir: str | Path | None = None,
+) -> VerifiedCertificate:
+    """Verify ``cert_path`` (a ``certificate.json`` beside its log and report) with the key.
+
+    ``public_key`` is a key or the path of a PEM file. With ``bundle_dir`` the bundle's files
+    must match the certificate's subjects.
+    """
+    cert_path = Path(cert_path)
+    if cert_path.is_dir():  # CERT_DIR given for CERT_DIR/certificate.json
+        cert_path = cert_path / CERTIFICATE_NAME
+    if isinstance(public_key, str | Path):
+        public_key = load_public_key(public_key)
+    raw = _read_certificate(cert_path)
+    statement = open_envelope(_parse_envelope(raw, cert_path), public_key, IN_TOTO_PAYLOAD_TYPE)
+    subjects = _check_statement(statement)
+    predicate = statement["predicate"]
+    spec = _check_spec(predicate)
+    _check_seeds(predicate)
+    episodes = _check_log(cert_path.parent, predicate, spec)
+    _check_decision(predicate, spec, episodes)
+    _check_report(cert_path.parent, predicate)
+    if bundle_dir is not None:
+        check_bundle(bundle_dir, subjects)
+    return VerifiedCertificate(
+        path=cert_path,
+        statement=statement,
+        predicate=predicate,
+        verdict=predicate["verdict"],
+        spec_digest=predicate["benchmark"]["spec_digest"],
+        commitment=predicate["seeds"]["commitment"],
+        subject_digests=subjects,
+        certificate_sha256=sha256_bytes(raw),
+        spec=spec,
+        episodes=episodes,
+    )
+
+
+def check_bundle(bundle_dir: str | Path, subjects: dict[str, str]) -> None:
+    """Raise unless the bundle's files hash to the certificate's subject digests."""
+    bundle_dir = refuse_non_bundle(bundle_dir)
+    for name, expected in subjects.items():
+        path = bundle_dir / name
+        if not path.is_file():
+            raise VerificationError(f"bundle {bundle_dir} has no {name}")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise VerificationError(
+                f"bundle {name} sha256 {actual} differs from the certified {expected}"
+            )
+
+
+def rerun_differences(
+    verified: VerifiedCertificate, bundle_dir: str | Path, workers: int = 1, progress: bool = True
+) -> list[str]:
+    """Re-run every certified episode with the bundle; one line per episode that differs."""
+    check_bundle(bundle_dir, verified.subject_digests)
+    spec = verified.spec
+    policy = intake_bundle(bundle_dir, spec)
+    job = EpisodeJob(str(bundle_dir), policy.onnx_sha256, spec.env_id, spec.env_kwargs)
+    master_seed = verified.predicate["seeds"]["master_seed"]
+    rerun = run_episodes(job, master_seed, spec.episodes, workers, progress)
+    differences = []
+    for logged, fresh in zip(verified.episodes, rerun, strict=True):
+        changed = sorted(
+            key
+            for key in set(logged["metrics"]) | set(fresh["metrics"])
+            if logged["metrics"].get(key) != fresh["metrics"].get(key)
+        )
+        if changed:
+            details = ", ".join(
+                f"{k}: {logged['metrics'].get(k)} -> {fresh['metrics'].get(k)}" for k in changed
+            )
+            differences.append(f"episode {logged['index']} (seed {logged['seed']}): {details}")
+    return differences
+
+
+def _read_certificate(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise RobocellError(f"{path}: no such certificate") from None
+
+
+def _parse_envelope(raw: bytes, path: Path) -> dict[str, Any]:
+    try:
+        envelope = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise VerificationError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(envelope, dict):
+        raise VerificationError(f"{path}: not a DSSE envelope")
+    try:
+        canonical = certificate_bytes(envelope)
+    except (TypeError, ValueError):
+        canonical = b""
+    # Every byte counts: whitespace or key order edits are tampering too.
+    if canonical != raw:
+        raise VerificationError(f"{path}: not in the canonical certificate form (bytes edited)")
+    return envelope
+
+
+def _check_statement(statement: dict[str, Any]) -> dict[str, str]:
+    if statement.get("_type") != STATEMENT_TYPE:
+        raise VerificationError(f"statement _type is {statement.get('_type')!r}")
+    if statement.get("predicateType") != PREDICATE_TYPE:
+        raise VerificationError(f"predicateType is {statement.get('predicateType')!r}")
+    if not isinstance(statement.get("predicate"), dict):
+        raise VerificationError("statement has no predicate object")
+    subjects = {}
+    for entry in statement.get("subject") or []:
+        try:
+            subjects[entry["name"]] = entry["digest"]["sha256"]
+        except (TypeError, KeyError):
+            raise VerificationError(f"malformed subject {entry!r}") from None
+    if sorted(subjects) != sorted(SUBJECT_NAMES) or len(statement["subject"]) != 2:
+        raise VerificationError(f"subjects are {sorted(subjects)}, expected {list(SUBJECT_NAMES)}")
+    return subjects
+
+
+def _field(predicate: dict[str, Any], *path: str) -> Any:
+    value: Any = predicate
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            raise VerificationError(f"predicate has no {'.'.join(path)}")
+        value = value[key]
+    return value
+
+
+def _check_spec(predicate: dict[str, Any]) -> BenchmarkSpec:
+    try:
+        spec = parse_spec(_field(predicate, "benchmark", "spec"), "benchmark.spec")
+    except RobocellError as exc:
+        raise VerificationError(f"predicate benchmark spec is invalid: {exc}") from None
+    digest = spec_digest(spec)
+    if digest != _field(predicate, "benchmark", "spec_digest"):
+        raise VerificationError(
+            f"benchmark spec digest {_field(predicate, 'benchmark', 'spec_digest')} does not "
+            f"match the spec it carries ({digest})"
+        )
+    return spec
+
+
+def _check_seeds(predicate: dict[str, Any]) -> None:
+    master_seed = _field(predicate, "seeds", "master_seed")
+    try:
+        actual = commitment(master_seed)
+    except (ValueError, AttributeError):
+        raise VerificationError("revealed master seed is not 64 hex digits") from None
+    if actual != _field(predicate, "seeds", "commitment"):
+        raise VerificationError("revealed master seed does not match the seed commitment")
+    if _field(predicate, "seeds", "derivation") != DERIVATION_RULE:
+        raise VerificationError("unknown seed derivation rule")
+
+
+def _check_log(cert_dir: Path, predicate: dict[str, Any], spec: BenchmarkSpec) -> list[Any]:
+    if _field(predicate, "episodes", "log") != LOG_NAME:
+        raise VerificationError(f"episode log is not named {LOG_NAME}")
+    log_path = cert_dir / LOG_NAME
+    if not log_path.is_file():
+        raise VerificationError(f"episode log {log_path} is missing")
+    data = log_path.read_bytes()
+    if sha256_bytes(data) != _field(predicate, "episodes", "log_sha256"):
+        raise VerificationError(f"episode log {log_path} does not match its signed sha256")
+    try:
+        records = [json.loads(line) for line in data.splitlines()]
+        canonical = episode_log_bytes(records)
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError, ValueError):
+        raise VerificationError(f"episode log {log_path} is not JSON lines") from None
+    if canonical != data or not all(_is_record(r) for r in records):
+        raise VerificationError(f"episode log {log_path} is not in canonical form")
+    if len(records) != spec.episodes or _field(predicate, "episodes", "count") != spec.episodes:
+        raise VerificationError(
+            f"episode log has {len(records)} episodes, spec needs {spec.episodes}"
+        )
+    master_seed = predicate["seeds"]["master_seed"]
+    for index, record in enumerate(records):
+        if record.get("index") != index or record.get("seed") != episode_seed(master_seed, index):
+            raise VerificationError(f"episode log line {index + 1}: wrong index or seed")
+    return records
+
+
+def _check_decision(predicate: dict[str, Any], spec: BenchmarkSpec, episodes: list[Any]) -> None:
+    recomputed = evaluate(spec, [record["metrics"] for record in episodes]).to_dict()
+    for key in ("criteria", "figures", "verdict"):
+        if not _same(recomputed[key], _field(predicate, key)):
+            raise VerificationError(f"predicate {key} differ from those recomputed from the log")
+
+
+def _check_report(cert_dir: Path, predicate: dict[str, Any]) -> None:
+    for relative, expected in _field(predicate, "report").items():
+        path = cert_dir / relative
+        if Path(relative).is_absolute() or ".." in Path(relative).parts or not path.is_file():
+            raise VerificationError(f"report file {relative} is missing")
+        if sha256_file(path) != expected:
+            raise VerificationError(f"report file {relative} does not match its signed sha256")
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, float) and isinstance(b, int | float) and not isinstance(b, bool):
+        return math.isclose(a, b, rel_tol=RELATIVE_TOLERANCE, abs_tol=1e-12)
+    return type(a) is type(b) and a == b
+
+
+def _is_record(record: Any) -> bool:
+    return isinstance(record, dict) and isinstance(record.get("metrics"), dict)
