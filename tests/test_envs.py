@@ -148,3 +148,29 @@ def test_resets_reuse_one_physics_client(env_id: str) -> None:
     assert env.unwrapped.sim.client == client
     env.close()
     assert not env.unwrapped.sim.connected
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "fault"),
+    [("nan", "nan_state"), ("speed", "exploding_joint_speed")],
+)
+def test_physics_blow_up_truncates_with_a_fault(env_id: str, corrupt: str, fault: str) -> None:
+    env = gym.make(env_id)
+    obs, _ = env.reset(seed=0)
+    robot = env.unwrapped.robot
+    recorded = robot.recorded
+
+    def broken() -> tuple[np.ndarray, np.ndarray]:
+        tau, qd = recorded()
+        qd = qd.copy()
+        qd[-1, 0] = np.nan if corrupt == "nan" else 1e3
+        return tau, qd
+
+    robot.recorded = broken
+    obs, _, terminated, truncated, info = env.step(env.action_space.sample())
+    env.close()
+    assert truncated and not terminated
+    assert info["fault"] == fault
+    assert info["episode_metrics"]["success"] == 0.0
+    for value in obs.values() if isinstance(obs, dict) else [obs]:
+        assert np.all(np.isfinite(value))
