@@ -29,6 +29,20 @@ _CELLS = (
         reward_threshold=15.0,  # a successful weld of the shortest seam returns about 15.6
         summary="Arc-weld a randomised seam found with a noisy laser seam tracker (KUKA iiwa).",
     ),
+    CellSpec(
+        "robocell/PegInsert-v0",
+        "robocell.envs.peg:PegInsertEnv",
+        max_episode_steps=300,
+        reward_threshold=12.0,
+        summary="Insert a peg into a chamfered hole found by touch (compliant KUKA iiwa, F/T).",
+    ),
+    CellSpec(
+        "robocell/VisionSort-v0",
+        "robocell.envs.vision:VisionSortEnv",
+        max_episode_steps=7,  # the attempt budget of the largest tray: 5 parts + 2
+        reward_threshold=2.5,  # sorting the smallest tray (3 parts) right returns about 2.7
+        summary="Sort good and defective parts into OK/NG bins from an overhead camera image.",
+    ),
 )
 
 CELLS: dict[str, CellSpec] = {cell.env_id: cell for cell in _CELLS}

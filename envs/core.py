@@ -14,6 +14,7 @@ physics blow-up (NaN or exploding state) truncates the episode with ``info["faul
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -233,7 +234,8 @@ class CellEnv(gym.Env):
     def _fault_step(
         self, fault: str, energy_j: float
     ) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        obs = self._last_obs  # the state is garbage now: repeat the last sane observation
+        # The state is garbage now: repeat (a copy of) the last sane observation.
+        obs = copy.deepcopy(self._last_obs)
         info = {"fault": fault, "energy_j": energy_j, "is_success": False}
         info["episode_metrics"] = self._episode_metrics(False)
         return obs, 0.0, False, True, info

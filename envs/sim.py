@@ -21,6 +21,8 @@ import pybullet as p
 import pybullet_data
 
 DATA_PATH = pybullet_data.getDataPath()
+# Bullet's default contact breaking threshold factor (btPersistentManifold.cpp).
+DEFAULT_CONTACT_BREAKING_THRESHOLD = 0.02
 
 Vec3 = Sequence[float]
 Quat = Sequence[float]
@@ -297,6 +299,31 @@ class Sim:
         """Pass-through to ``changeDynamics`` for a named body's link."""
         p.changeDynamics(self.body_id(name), link, physicsClientId=self.client, **kwargs)
 
+    def allow_sleep(self, name: str, asleep_now: bool = False) -> None:
+        """Let a free body fall asleep when it comes to rest (Bullet's deactivation).
+
+        A resting body then costs no collision work until something touches it, which
+        wakes it up; the result stays deterministic. ``asleep_now`` puts a body that was
+        created at rest to sleep at once.
+        """
+        body = self.body_id(name)
+        cid = self.client
+        state = p.ACTIVATION_STATE_ENABLE_SLEEPING
+        p.changeDynamics(body, -1, activationState=state, physicsClientId=cid)
+        if asleep_now:
+            p.changeDynamics(
+                body, -1, activationState=p.ACTIVATION_STATE_SLEEP, physicsClientId=cid
+            )
+
+    def wake_up(self, name: str) -> None:
+        """Wake a sleeping body (e.g. before constraining it)."""
+        p.changeDynamics(
+            self.body_id(name),
+            -1,
+            activationState=p.ACTIVATION_STATE_WAKE_UP,
+            physicsClientId=self.client,
+        )
+
     # ------------------------------------------------------------------ base state
     def base_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """World position (m) and orientation quaternion (x, y, z, w) of a body's base."""
@@ -408,6 +435,34 @@ class Sim:
                 physicsClientId=self.client,
             )
 
+    def track_joint_targets(
+        self,
+        name: str,
+        joints: Sequence[int],
+        positions: Sequence[float],
+        velocities: Sequence[float],
+        forces: Sequence[float],
+        position_gain: float,
+        velocity_gain: float = 1.0,
+    ) -> None:
+        """Position control along a trajectory: target positions plus velocity feed-forward.
+
+        PyBullet's motor drives ``position_gain · (q* − q) + velocity_gain · (q̇* − q̇)`` to
+        zero with bounded force; the feed-forward removes the lag of plain position targets.
+        """
+        n = len(joints)
+        p.setJointMotorControlArray(
+            self.body_id(name),
+            list(joints),
+            p.POSITION_CONTROL,
+            targetPositions=list(positions),
+            targetVelocities=list(velocities),
+            forces=list(forces),
+            positionGains=[position_gain] * n,
+            velocityGains=[velocity_gain] * n,
+            physicsClientId=self.client,
+        )
+
     def disable_motors(self, name: str, joints: Sequence[int]) -> None:
         """Switch off the default velocity motors so that torque control acts alone."""
         p.setJointMotorControlArray(
@@ -516,6 +571,19 @@ class Sim:
         return np.asarray(matrix)
 
     # ------------------------------------------------------------------ contacts
+    def set_contact_breaking_threshold(self, factor: float) -> None:
+        """Set Bullet's contact breaking threshold — for the WHOLE PROCESS, not this client.
+
+        Bullet keeps a contact point until the bodies separate or slide by the threshold,
+        which is ``factor`` × the shape's bounding radius (default 0.02: about 1 mm for a
+        100 mm part). Near sub-millimetre clearances such stale points can hold a part on
+        an edge it has already left. The value is a global of the Bullet library and is
+        read whenever contacts are made or refreshed, so a cell that needs another value
+        sets it for its own physics steps and restores
+        :data:`DEFAULT_CONTACT_BREAKING_THRESHOLD` afterwards.
+        """
+        p.setPhysicsEngineParameter(contactBreakingThreshold=factor, physicsClientId=self.client)
+
     def contacts(self, body_a: str, body_b: str | None = None) -> list[Contact]:
         """Contact points of ``body_a`` (with ``body_b`` only, when given)."""
         kwargs = {"bodyA": self.body_id(body_a), "physicsClientId": self.client}
