@@ -35,3 +35,6 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+
+demo-acceptance: venv
+	ROBOCELL=$(VENV)/bin/robocell scripts/demo_acceptance.sh
