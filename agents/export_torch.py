@@ -1,0 +1,372 @@
+"""Export a trained run as a controller bundle, with the parity and closed-loop checks.
+
+The export traces the policy into ONNX (:mod:`robocell.agents.onnx_graph`), then checks the
+graph against the training-side pipeline, :class:`TorchPolicy` (``NormalizerStats.normalize``
+→ SB3 ``predict(deterministic=True)`` with SB3's own unscaling or clipping):
+
+* parity: on at least 1000 observations recorded from rollouts of the trained model in its
+  cell (deterministic episodes, and at least one with the policy's stochastic actions for
+  states off its usual path; seeds from ``RECORD_FIRST_SEED``)
+  plus boundary cases (zeros, the space bounds, the normaliser's clip range and beyond, black,
+  white and checkered images), every action component must satisfy
+  ``|Δa| <= 1e-5 + 1e-3·|a|``;
+* closed loop: the written bundle, loaded through the same intake checks as certification,
+  replays the first deterministic episodes and must reach the same success on each.
+
+Either failure raises RobocellError and leaves no bundle behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+import robocell
+from robocell.agents.bundle_manifest import PARITY_ATOL, PARITY_RTOL, SCHEMA_VERSION
+from robocell.agents.cell_info import (
+    action_output,
+    control_period_s,
+    generic_notes,
+    joint_names,
+    make_cell,
+    observation_inputs,
+)
+from robocell.agents.export import (
+    ExportReport,
+    check_bundle_target,
+    inference_session,
+    load_bundle,
+    write_bundle,
+)
+from robocell.agents.onnx_graph import InputLayout, PolicyGraph, export_onnx, input_layouts
+from robocell.envs.rollout import run_episode
+from robocell.errors import RobocellError
+from robocell.train.normalizer import NormalizerStats
+
+MIN_PARITY_OBSERVATIONS = 1000
+# Recorded episodes use their own seed range, away from training (seed + env index) and
+# from the small seeds people evaluate on.
+RECORD_FIRST_SEED = 900_000
+_CHUNK = 256
+
+
+@dataclass
+class ExportSource:
+    """A trained model and where it came from."""
+
+    model: Any
+    normalizer: NormalizerStats | None
+    env_id: str
+    env_kwargs: dict[str, Any]
+    algo: str
+    run_id: str
+    config_digest: str
+    checkpoint: str
+
+
+class TorchPolicy:
+    """The training-side pipeline: normaliser statistics, then SB3 ``predict``."""
+
+    def __init__(self, model: Any, normalizer: NormalizerStats | None, deterministic: bool = True):
+        self.model = model
+        self.normalizer = normalizer
+        self.deterministic = deterministic
+
+    def __call__(self, obs: Any) -> np.ndarray:
+        """The action for one raw observation (or for a batch)."""
+        normalized = self.normalizer.normalize(obs) if self.normalizer else obs
+        return self.model.predict(normalized, deterministic=self.deterministic)[0]
+
+
+@dataclass
+class Recording:
+    """Observations seen in rollouts, and the deterministic episodes' seeds and figures."""
+
+    observations: list[Any] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    metrics: list[dict[str, float]] = field(default_factory=list)
+
+
+def record_rollouts(
+    env: gym.Env, source: ExportSource, min_observations: int, deterministic_episodes: int
+) -> Recording:
+    """Roll the trained model out until enough observations and deterministic episodes exist."""
+    policies = (
+        TorchPolicy(source.model, source.normalizer, True),
+        TorchPolicy(source.model, source.normalizer, False),
+    )
+    recording = Recording()
+    seed, stochastic_episodes = RECORD_FIRST_SEED, 0
+    with torch.random.fork_rng():
+        torch.manual_seed(RECORD_FIRST_SEED)  # stochastic episodes: the same every export
+        while (
+            len(recording.observations) < min_observations
+            or stochastic_episodes == 0
+            or len(recording.seeds) < deterministic_episodes
+        ):
+            # The deterministic episodes come first (they are replayed by the closed-loop
+            # check), then stochastic and deterministic ones alternate.
+            index = seed - RECORD_FIRST_SEED
+            deterministic = index < deterministic_episodes or index % 2 == 1
+            policy = policies[0] if deterministic else policies[1]
+            metrics = run_episode(env, _recorder(policy, recording.observations), seed)
+            if deterministic:
+                recording.seeds.append(seed)
+                recording.metrics.append(metrics)
+            else:
+                stochastic_episodes += 1
+            seed += 1
+    return recording
+
+
+def _recorder(policy: Callable[[Any], np.ndarray], into: list[Any]) -> Callable[[Any], Any]:
+    def act(obs: Any) -> np.ndarray:
+        into.append(obs)
+        return policy(obs)
+
+    return act
+
+
+def boundary_observations(
+    space: gym.spaces.Space, normalizer: NormalizerStats | None, sample: Any
+) -> list[Any]:
+    """Edge cases per input: each replaces one input of ``sample`` (a recorded observation)."""
+    if isinstance(space, gym.spaces.Dict):
+        cases = []
+        for key, sub in space.spaces.items():
+            stats = _key_stats(normalizer, key)
+            cases += [{**sample, key: value} for value in _box_cases(sub, stats, normalizer)]
+        return cases
+    return _box_cases(space, _key_stats(normalizer, None), normalizer)
+
+
+def _key_stats(normalizer: NormalizerStats | None, key: str | None) -> Any:
+    if normalizer is None or normalizer.obs is None:
+        return None
+    if isinstance(normalizer.obs, dict):
+        return normalizer.obs.get(key)
+    return normalizer.obs if key is None else None
+
+
+def _box_cases(space: Any, stats: Any, normalizer: NormalizerStats | None) -> list[np.ndarray]:
+    shape = space.shape
+    if space.dtype == np.uint8:
+        checkered = (np.indices(shape).sum(axis=0) % 2) * 255
+        return [
+            np.zeros(shape, np.uint8),
+            np.full(shape, 255, np.uint8),
+            checkered.astype(np.uint8),
+        ]
+    alternating = np.where(np.indices(shape).sum(axis=0) % 2 == 0, 1.0, -1.0)
+    cases = [np.zeros(shape), np.ones(shape), -np.ones(shape)]
+    if stats is not None:
+        std = np.sqrt(stats.var + normalizer.epsilon).reshape(shape)
+        mean = stats.mean.reshape(shape)
+        for k in (1.0, 2.0):  # at the clip range, and twice beyond it
+            reach = k * normalizer.clip_obs * std
+            cases += [mean + reach, mean - reach, mean + alternating * reach]
+    else:
+        cases += [1e3 * np.ones(shape), -1e3 * np.ones(shape), 1e3 * alternating]
+    if np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high)):
+        cases += [space.low, space.high]
+    return [np.asarray(case, dtype=space.dtype) for case in cases]
+
+
+def check_parity(
+    session: ort.InferenceSession,
+    layouts: list[InputLayout],
+    reference: TorchPolicy,
+    observations: list[Any],
+) -> tuple[float, float]:
+    """(max |Δa|, worst |Δa| / tolerance) of the graph vs ``reference``; raises if over."""
+    max_diff, worst = 0.0, 0.0
+    for start in range(0, len(observations), _CHUNK):
+        chunk = observations[start : start + _CHUNK]
+        batch = _stack(chunk, layouts)
+        expected = np.asarray(reference(batch), dtype=np.float64).reshape(len(chunk), -1)
+        feed = {item.name: batch if item.key is None else batch[item.key] for item in layouts}
+        got = np.asarray(session.run(["action"], feed)[0], dtype=np.float64).reshape(len(chunk), -1)
+        diff = np.abs(got - expected)
+        ratio = diff / (PARITY_ATOL + PARITY_RTOL * np.abs(expected))
+        if ratio.max() > 1.0:
+            row, col = np.unravel_index(np.argmax(ratio), ratio.shape)
+            raise RobocellError(
+                f"parity check failed on observation {start + row}, action[{col}]: onnxruntime "
+                f"{got[row, col]:.9g} vs torch {expected[row, col]:.9g} (|Δa| = "
+                f"{diff[row, col]:.3g} > {PARITY_ATOL} + {PARITY_RTOL}·|a|); no bundle written"
+            )
+        max_diff, worst = max(max_diff, float(diff.max())), max(worst, float(ratio.max()))
+    return max_diff, worst
+
+
+def _stack(observations: list[Any], layouts: list[InputLayout]) -> Any:
+    if layouts[0].key is None:
+        return np.stack([np.asarray(obs, dtype=layouts[0].dtype) for obs in observations])
+    return {
+        item.key: np.stack([np.asarray(obs[item.key], dtype=item.dtype) for obs in observations])
+        for item in layouts
+    }
+
+
+def compare_closed_loop(
+    env: gym.Env, policy: Callable[[Any], np.ndarray], recording: Recording, episodes: int
+) -> list[dict[str, float]]:
+    """Replay the recorded deterministic episodes with ``policy``; raise if a success differs."""
+    rows = []
+    for seed, torch_metrics in zip(recording.seeds[:episodes], recording.metrics, strict=False):
+        metrics = run_episode(env, policy, seed)
+        rows.append(
+            {
+                "seed": float(seed),
+                "success_torch": torch_metrics["success"],
+                "success_bundle": metrics["success"],
+                "steps_torch": torch_metrics["episode_steps"],
+                "steps_bundle": metrics["episode_steps"],
+            }
+        )
+    differing = [int(row["seed"]) for row in rows if row["success_torch"] != row["success_bundle"]]
+    if differing:
+        raise RobocellError(
+            f"closed-loop check failed: the bundle's episode outcome differs from the trained "
+            f"model's on seeds {differing}; no bundle written"
+        )
+    return rows
+
+
+def build_manifest(
+    source: ExportSource,
+    env: gym.Env,
+    parts: tuple[list[dict[str, Any]], dict[str, Any]],
+    parity: dict[str, Any],
+) -> dict[str, Any]:
+    """Every manifest field except the ONNX ones, which :func:`write_bundle` adds."""
+    inputs, action = parts
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "robocell_version": robocell.__version__,
+        "env_id": source.env_id,
+        "env_version": env.spec.version if env.spec else None,
+        "env_kwargs": source.env_kwargs,
+        "control_period_s": control_period_s(env),
+        "joint_names": joint_names(env),
+        "observation": inputs,
+        "action": action,
+        "algo": source.algo,
+        "run_id": source.run_id,
+        "config_digest": source.config_digest,
+        "checkpoint": source.checkpoint,
+        "normalization_in_graph": source.normalizer is not None,
+        "parity": parity,
+    }
+
+
+def export_model(
+    source: ExportSource,
+    bundle_dir: str | Path,
+    *,
+    parity_observations: int = MIN_PARITY_OBSERVATIONS,
+    closed_loop_episodes: int = 3,
+    overwrite: bool = False,
+) -> ExportReport:
+    """Export ``source`` to ``bundle_dir`` after the parity and closed-loop checks."""
+    if parity_observations < MIN_PARITY_OBSERVATIONS:
+        raise RobocellError(f"parity needs at least {MIN_PARITY_OBSERVATIONS} observations")
+    bundle_dir = Path(bundle_dir)
+    check_bundle_target(bundle_dir, overwrite)
+    env = make_cell(source.env_id, source.env_kwargs)
+    try:
+        return _export(
+            source, env, bundle_dir, parity_observations, closed_loop_episodes, overwrite
+        )
+    finally:
+        env.close()
+
+
+def _export(
+    source: ExportSource, env: gym.Env, bundle_dir: Path, n_obs: int, episodes: int, overwrite: bool
+) -> ExportReport:
+    parts = (observation_inputs(env), action_output(env))
+    if env.action_space != source.model.action_space:
+        raise RobocellError(
+            f"the policy acts in {source.model.action_space}, the env in {env.action_space}"
+        )
+    layouts = input_layouts(parts[0], source.model.policy.observation_space)
+    model = export_onnx(PolicyGraph(source.model.policy, layouts, source.normalizer))
+    recording = record_rollouts(env, source, n_obs, episodes)
+    parity = _parity(model, layouts, source, env, recording)
+    rows: list[dict[str, float]] = []
+
+    def closed_loop(staging: Path) -> None:
+        rows.extend(compare_closed_loop(env, load_bundle(staging), recording, episodes))
+
+    manifest = build_manifest(source, env, parts, parity)
+    onnx_sha, manifest_sha = write_bundle(bundle_dir, model, manifest, overwrite, closed_loop)
+    return ExportReport(
+        bundle_dir,
+        onnx_sha,
+        manifest_sha,
+        parity["observations"],
+        parity["boundary_cases"],
+        parity["max_abs_diff"],
+        parity["worst_ratio"],
+        rows,
+        generic_notes(*parts),
+    )
+
+
+def _parity(
+    model: onnx.ModelProto,
+    layouts: list[InputLayout],
+    source: ExportSource,
+    env: gym.Env,
+    recording: Recording,
+) -> dict[str, Any]:
+    """The manifest's ``parity`` record, after checking recorded and boundary observations."""
+    session = inference_session(model.SerializeToString())
+    sample = recording.observations[0]
+    boundary = boundary_observations(env.observation_space, source.normalizer, sample)
+    reference = TorchPolicy(source.model, source.normalizer)
+    max_diff, worst = check_parity(session, layouts, reference, recording.observations + boundary)
+    return {
+        "observations": len(recording.observations),
+        "boundary_cases": len(boundary),
+        "max_abs_diff": max_diff,
+        "worst_ratio": worst,
+        "atol": PARITY_ATOL,
+        "rtol": PARITY_RTOL,
+    }
+
+
+def export_run(
+    run_dir: str | Path,
+    bundle_dir: str | Path,
+    checkpoint: str | Path = "best",
+    **options: Any,
+) -> ExportReport:
+    """Load a run with :func:`robocell.train.rundir.load_run` and export it (see export_model)."""
+    from robocell.train.rundir import load_run
+
+    check_bundle_target(Path(bundle_dir), bool(options.get("overwrite", False)))
+    run = load_run(run_dir, checkpoint)
+    root = Path(run_dir).resolve()
+    path = run.checkpoint_path.resolve()
+    name = str(path.relative_to(root)) if path.is_relative_to(root) else path.name
+    source = ExportSource(
+        run.model,
+        run.normalizer,
+        run.config.env_id,
+        dict(run.config.env_kwargs),
+        run.config.algo,
+        run.run_id,
+        run.config_digest,
+        name,
+    )
+    return export_model(source, bundle_dir, **options)
