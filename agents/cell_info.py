@@ -163,6 +163,36 @@ def control_period_s(env: gym.Env) -> float | None:
     return float(value) if value is not None else None
 
 
+def cell_manifest(
+    env: gym.Env,
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    provenance: dict[str, Any],
+    parity: dict[str, Any],
+) -> dict[str, Any]:
+    """Every manifest field except the ONNX ones (which ``write_bundle`` adds).
+
+    ``provenance`` holds ``algo``, ``run_id``, ``config_digest``, ``checkpoint`` and
+    ``normalization_in_graph``; ``parity`` the export's parity figures.
+    """
+    import robocell
+    from robocell.agents.bundle_manifest import SCHEMA_VERSION
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "robocell_version": robocell.__version__,
+        "env_id": env_id,
+        "env_version": env.spec.version if env.spec else None,
+        "env_kwargs": env_kwargs,
+        "control_period_s": control_period_s(env),
+        "joint_names": joint_names(env),
+        "observation": observation_inputs(env),
+        "action": action_output(env),
+        **provenance,
+        "parity": parity,
+    }
+
+
 def _attribute(env: gym.Env, name: str) -> Any:
     # Cells put descriptions on the env or on its task (see robocell.envs.core).
     unwrapped = env.unwrapped

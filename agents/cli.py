@@ -18,7 +18,7 @@ VIDEO_SUFFIXES = (".gif", ".mp4")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``export`` and ``rollout`` to the CLI."""
+    """Add ``export``, ``export-baseline`` and ``rollout`` to the CLI."""
     export = subparsers.add_parser(
         "export", help="export a training run as a controller bundle (policy.onnx + manifest)"
     )
@@ -42,6 +42,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     export.add_argument("--json", action="store_true", help="end with a JSON report line")
     export.set_defaults(func=_export)
+
+    baseline = subparsers.add_parser(
+        "export-baseline",
+        help="write a cell's scripted controller as a bundle (the reference to certify)",
+    )
+    baseline.add_argument("env_id", help="cell whose scripted controller to write")
+    baseline.add_argument(
+        "-o", "--output", required=True, metavar="BUNDLE_DIR", help="bundle directory to write"
+    )
+    baseline.add_argument("--force", action="store_true", help="replace an existing bundle")
+    baseline.set_defaults(func=_export_baseline)
 
     rollout = subparsers.add_parser(
         "rollout", help="run a bundle in its cell (onnxruntime only) and print the figures"
@@ -106,6 +117,17 @@ def _export(args: argparse.Namespace) -> int:
             )
         }
         print(json.dumps({"bundle": str(report.bundle_dir), **row}, sort_keys=True))
+    return 0
+
+
+def _export_baseline(args: argparse.Namespace) -> int:
+    from robocell.agents.export import load_bundle
+    from robocell.agents.scripted import export_scripted
+
+    bundle = load_bundle(export_scripted(args.env_id, args.output, overwrite=args.force))
+    print(f"wrote {args.output}")
+    print(f"  policy.onnx    sha256 {bundle.onnx_sha256}")
+    print(f"  manifest.json  sha256 {bundle.manifest_sha256}")
     return 0
 
 

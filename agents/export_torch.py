@@ -29,13 +29,11 @@ import onnx
 import onnxruntime as ort
 import torch
 
-import robocell
-from robocell.agents.bundle_manifest import PARITY_ATOL, PARITY_RTOL, SCHEMA_VERSION
+from robocell.agents.bundle_manifest import PARITY_ATOL, PARITY_RTOL
 from robocell.agents.cell_info import (
     action_output,
-    control_period_s,
+    cell_manifest,
     generic_notes,
-    joint_names,
     make_cell,
     observation_inputs,
 )
@@ -249,23 +247,15 @@ def build_manifest(
 ) -> dict[str, Any]:
     """Every manifest field except the ONNX ones, which :func:`write_bundle` adds."""
     inputs, action = parts
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "robocell_version": robocell.__version__,
-        "env_id": source.env_id,
-        "env_version": env.spec.version if env.spec else None,
-        "env_kwargs": source.env_kwargs,
-        "control_period_s": control_period_s(env),
-        "joint_names": joint_names(env),
-        "observation": inputs,
-        "action": action,
+    provenance = {
         "algo": source.algo,
         "run_id": source.run_id,
         "config_digest": source.config_digest,
         "checkpoint": source.checkpoint,
         "normalization_in_graph": source.normalizer is not None,
-        "parity": parity,
     }
+    manifest = cell_manifest(env, source.env_id, source.env_kwargs, provenance, parity)
+    return {**manifest, "observation": inputs, "action": action}
 
 
 def export_model(

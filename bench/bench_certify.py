@@ -1,7 +1,8 @@
 """Wall time of a 100-episode weld certificate (the packaged ``weld`` spec) with 1 and 2 workers.
 
 The certified bundle is the weld cell's scripted controller written as ONNX
-(``tests/certtools.py``); the time covers intake, all episodes, statistics, report and signing.
+(:mod:`robocell.agents.scripted`); the time covers intake, all episodes, statistics, report
+and signing.
 CPU seconds (this process plus the pool's workers) and the load average are recorded too: on a
 shared machine the wall time depends on what else runs.
 """
@@ -10,15 +11,11 @@ from __future__ import annotations
 
 import os
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from certtools import write_scripted_weld_bundle
-
+from robocell.agents.scripted import export_scripted
 from robocell.eval.certify import certify
 from robocell.eval.keys import generate_keypair, load_private_key
 from robocell.eval.seeds import commitment, new_master_seed
@@ -33,7 +30,7 @@ def run() -> dict:
     results: dict = {"episodes": spec.episodes, "spec": spec.name}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        bundle = write_scripted_weld_bundle(root / "bundle")
+        bundle = export_scripted("robocell/WeldSeam-v0", root / "bundle")
         key = load_private_key(generate_keypair(root / "keys")[0])
         seed = new_master_seed()
         for workers in WORKERS:

@@ -8,17 +8,16 @@
 # A policy trained for a few thousand steps does not pass the weld acceptance benchmark, so
 # its release is REJECTED and no payment instruction is written; the script checks that. Then
 # (REFERENCE=1, the default) the supplier delivers the weld cell's scripted controller written
-# as an ONNX bundle (tests/certtools.py), which passes: the payment is released once, and a
+# as an ONNX bundle (robocell export-baseline), which passes: the payment is released once, and a
 # retry returns the same instruction.
 #
 # Settings (environment): OUT (demo-out/acceptance), ROBOCELL (.venv/bin/robocell),
-# PYTHON (.venv/bin/python), TIMESTEPS (20000), BENCHMARK (weld: configs/benchmarks/weld.yaml),
+# TIMESTEPS (20000), BENCHMARK (weld: configs/benchmarks/weld.yaml),
 # WORKERS (2), REFERENCE (1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROBOCELL=${ROBOCELL:-.venv/bin/robocell}
-PYTHON=${PYTHON:-$(dirname "$ROBOCELL")/python}
 OUT=${OUT:-demo-out/acceptance}
 TIMESTEPS=${TIMESTEPS:-20000}
 BENCHMARK=${BENCHMARK:-weld}
@@ -89,9 +88,7 @@ certify_and_release trained "$SUPPLIER/bundle"
 
 if [ -z "$RELEASED_CERT" ] && [ "$REFERENCE" = 1 ]; then
     step "supplier: deliver the scripted reference controller as a bundle"
-    PYTHONPATH=tests "$PYTHON" -c \
-        "import sys; from certtools import write_scripted_weld_bundle as w; w(sys.argv[1])" \
-        "$SUPPLIER/reference-bundle"
+    "$ROBOCELL" export-baseline robocell/WeldSeam-v0 -o "$SUPPLIER/reference-bundle"
     certify_and_release reference "$SUPPLIER/reference-bundle"
     [ -n "$RELEASED_CERT" ] || { echo "the reference controller was not paid" >&2; exit 1; }
 fi

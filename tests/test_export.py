@@ -19,6 +19,7 @@ from robocell.agents.export_torch import ExportSource, TorchPolicy, export_model
 from robocell.agents.onnx_graph import PolicyGraph
 from robocell.cli import main
 from robocell.envs.rollout import run_episode
+from robocell.envs.weld import ScriptedWelder
 from robocell.errors import RobocellError
 from robocell.util import canonical_json, sha256_file
 
@@ -323,3 +324,20 @@ def test_rollout_refuses_video_it_cannot_write(
     video = tmp_path / name
     assert main(["rollout", str(exported_weld_bundle), "--video", str(video)]) == 2
     assert "--video" in capsys.readouterr().err and not video.exists()
+
+
+def test_export_baseline_writes_the_scripted_welder_as_a_bundle(tmp_path: Path) -> None:
+    assert main(["export-baseline", "robocell/WeldSeam-v0", "-o", str(tmp_path / "b")]) == 0
+    bundle = load_bundle(tmp_path / "b")
+    assert bundle.manifest["algo"] == "scripted"
+    assert bundle.manifest["joint_names"][0] == "lbr_iiwa_joint_1"
+    env = bundle.make_env()
+    obs, _ = env.reset(seed=3)
+    welder = ScriptedWelder(env.unwrapped)
+    for _ in range(60):
+        action = bundle.act(obs)
+        np.testing.assert_array_equal(action, welder(obs))
+        obs, *_ = env.step(action)
+    env.close()
+    assert main(["export-baseline", "robocell/PegInsert-v0", "-o", str(tmp_path / "p")]) == 2
+    assert not (tmp_path / "p").exists()
