@@ -16,7 +16,14 @@ from collections.abc import Sequence
 from robocell import __version__
 from robocell.errors import RobocellError
 
-COMMAND_MODULES = ("robocell.envs.cli",)
+COMMAND_MODULES = (
+    "robocell.envs.cli",
+    "robocell.eval.cli",
+    "robocell.eval.release_cli",
+    "robocell.train.cli",
+    "robocell.agents.cli",
+    "robocell.train.improve_cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,178 @@
+"""``robocell train``, ``robocell eval`` and ``robocell tb``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from robocell.errors import RobocellError
+
+if TYPE_CHECKING:
+    from robocell.train.trainer import TrainResult
+
+# Held-out seeds of ``robocell eval``: apart from the periodic evaluation's (1,000,000+) and
+# from the training envs' (seed + i, then their own random streams).
+EVAL_FIRST_SEED = 2_000_000
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the training commands to the CLI."""
+    train = subparsers.add_parser("train", help="train a policy from a YAML config")
+    train.add_argument("config", nargs="?", help="training config, e.g. configs/weld_ppo.yaml")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. hyperparams.gamma=0.98 (repeatable)",
+    )
+    train.add_argument("--seed", type=int, help="override the config's seed")
+    train.add_argument("--run-dir", help="run directory (default runs/<name>)")
+    train.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint"
+    )
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=_train)  # fmt: skip
+
+    evaluate = subparsers.add_parser(
+        "eval", help="evaluate a run's best model: mean and 95%% CI of the figures"
+    )
+    evaluate.add_argument("run", help="run directory")
+    evaluate.add_argument("--episodes", type=_positive_int, default=20, help="episodes to run")
+    evaluate.add_argument(
+        "--seed",
+        type=int,
+        default=EVAL_FIRST_SEED,
+        help=f"seed of the first episode (default {EVAL_FIRST_SEED})",
+    )
+    evaluate.add_argument(
+        "--checkpoint", default="best", help="best, last, or a checkpoint zip inside the run"
+    )
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(func=_eval)  # fmt: skip
+
+    tb = subparsers.add_parser("tb", help="start TensorBoard on training runs")
+    tb.add_argument(
+        "runs",
+        nargs="*",
+        default=["runs"],
+        help="run directories or folders of runs (default: runs)",
+    )
+    tb.add_argument("--port", type=int, default=6006, help="TensorBoard port")
+    tb.add_argument(
+        "--print-command",
+        action="store_true",
+        help="print the TensorBoard command instead of starting it",
+    )
+    tb.set_defaults(func=_tb)  # fmt: skip
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _command_line() -> str:
+    return shlex.join(["robocell", *sys.argv[1:]])
+
+
+def _train(args: argparse.Namespace) -> int:
+    from robocell.train.config import load_config
+    from robocell.train.trainer import check_resumable, default_run_dir, resume_run, start_run
+
+    if args.resume:
+        if args.config or args.overrides or args.seed is not None or args.run_dir:
+            raise RobocellError("--resume continues a run with its own config; "
+                                "give no CONFIG, --set, --seed or --run-dir with it")  # fmt: skip
+        check_resumable(args.resume)
+        result = resume_run(args.resume, _command_line(), progress=not args.quiet)
+    else:
+        if not args.config:
+            raise RobocellError("give a CONFIG file (or --resume RUN_DIR)")
+        config = load_config(args.config, args.overrides, args.seed)
+        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config)
+        print(f"run directory: {run_dir}   (TensorBoard: robocell tb {run_dir})", flush=True)
+        result = start_run(config, run_dir, _command_line(), progress=not args.quiet)
+    return _report(result)
+
+
+def _report(result: TrainResult) -> int:
+    run_dir, steps = result.run_dir, result.timesteps
+    if result.interrupted:
+        print(f"interrupted at step {steps}; checkpoint saved. "
+              f"Continue with: robocell train --resume {run_dir}", file=sys.stderr)  # fmt: skip
+        return 130
+    best = result.best_score
+    summary = f"done: {steps} steps in {result.wall_s:.0f} s"
+    if best is not None:
+        summary += f"; best evaluation: success {100 * best[0]:.0f}%, return {best[1]:.2f}"
+    print(summary)
+    print(f"run directory: {run_dir}\nTensorBoard logs: {run_dir / 'tb'}  (robocell tb {run_dir})")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from robocell.envs.rollout import episode_seeds
+    from robocell.train.envs import make_env
+    from robocell.train.evaluate import figure_table, model_policy, run_episodes
+    from robocell.train.rundir import load_run
+
+    run = load_run(args.run, args.checkpoint)
+    env = make_env(run.config)
+    try:
+        policy = model_policy(run.model, run.normalizer)
+        episodes = run_episodes(env, policy, episode_seeds(args.seed, args.episodes))
+    finally:
+        env.close()
+    table = figure_table(episodes)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "run": str(args.run),
+                    "checkpoint": str(run.checkpoint_path),
+                    "first_seed": args.seed,
+                    "figures": table,
+                },
+                sort_keys=True,
+            )
+        )
+        return 0  # fmt: skip
+    print(f"{run.run_id}: {run.checkpoint_path} on {args.episodes} episodes from seed {args.seed}")
+    print(f"{'figure':32s} {'mean':>12s} {'95% CI':>27s}")
+    for key, row in table.items():
+        ci = f"[{row['ci_low']:.4g}, {row['ci_high']:.4g}]"
+        print(f"{key:32s} {row['mean']:12.4g} {ci:>27s}")
+    return 0
+
+
+def _tb(args: argparse.Namespace) -> int:
+    import subprocess
+
+    command = [sys.executable, "-m", "tensorboard.main", "--logdir_spec",
+               _logdir_spec(args.runs), "--port", str(args.port)]  # fmt: skip
+    if args.print_command:
+        print(shlex.join(command))
+        return 0
+    return subprocess.call(command)
+
+
+def _logdir_spec(runs: list[str]) -> str:
+    """``name:path`` pairs: a run directory's ``tb/``, or a folder holding runs."""
+    parts = []
+    for item in runs:
+        path = Path(item)
+        if not path.is_dir():
+            raise RobocellError(f"{item}: no such directory")
+        if (path / "tb").is_dir():
+            parts.append(f"{path.resolve().name}:{path / 'tb'}")
+        else:
+            parts.append(f"{path.resolve().name}:{path}")
+    return ",".join(parts)

@@ -1,0 +1,260 @@
+"""A training run from start (or resume) to finish: envs, model, callbacks, evaluation, saving.
+
+:func:`start_run` creates a run directory and trains; :func:`resume_run` continues one from
+its latest checkpoint, in the same TensorBoard run, with the step counter continuing. SIGINT
+or SIGTERM stop training after the current step, save a checkpoint and return with
+``interrupted`` set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from robocell.errors import RobocellError
+from robocell.train.config import RunConfig
+from robocell.train.periodic_eval import PeriodicEvaluator
+from robocell.train.resume import RunState, load_checkpoint, save_checkpoint
+from robocell.train.rundir import RunPaths, append_command, create_run_dir, read_config
+
+
+@dataclass
+class TrainResult:
+    """How a training call ended."""
+
+    run_dir: Path
+    timesteps: int
+    wall_s: float
+    interrupted: bool
+    best_score: list[float] | None
+
+
+def default_run_dir(config: RunConfig, runs_root: str | Path = "runs") -> Path:
+    """``runs/<run_name>``, else ``runs/<Cell>-<algo>-s<seed>-<YYYYmmdd-HHMMSS>``."""
+    if config.run_name:
+        return Path(runs_root) / config.run_name
+    cell = config.env_id.rsplit("/", 1)[-1]
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(runs_root) / f"{cell}-{config.algo}-s{config.seed}-{stamp}"
+
+
+def start_run(
+    config: RunConfig, run_dir: str | Path, command: str, progress: bool = True
+) -> TrainResult:
+    """Create ``run_dir`` for ``config`` and train it to ``total_timesteps``."""
+    paths = create_run_dir(run_dir, config, command)
+    return Trainer(config, paths, resume=False, progress=progress).run()
+
+
+def resume_run(run_dir: str | Path, command: str, progress: bool = True) -> TrainResult:
+    """Continue the run in ``run_dir`` from its latest checkpoint."""
+    config = read_config(run_dir)
+    paths = RunPaths(Path(run_dir))
+    append_command(paths, command)
+    return Trainer(config, paths, resume=True, progress=progress).run()
+
+
+class Trainer:
+    """Owns one training session of a run (a fresh start or a resume)."""
+
+    def __init__(self, config: RunConfig, paths: RunPaths, resume: bool, progress: bool) -> None:
+        self.config = config
+        self.paths = paths
+        self.resume = resume
+        self.progress = progress
+        self.stop_requested = False
+        self.venv: Any = None
+        self.model: Any = None
+        self.state = RunState()
+        self._t0 = time.monotonic()
+        self._wall_at_start = 0.0
+
+    def run(self) -> TrainResult:
+        """Train until ``total_timesteps`` or a stop signal; always leave a checkpoint."""
+        from robocell.train.envs import make_vec_env
+
+        self.venv = make_vec_env(self.config)
+        evaluator = None
+        try:
+            self._setup_model()
+            evaluator = PeriodicEvaluator(self.config, self.paths, self.model, self.venv,
+                                          self.state, lambda: self.stop_requested,
+                                          self._wall_s)  # fmt: skip
+            with self._stop_on_signals():
+                if self._clones_demonstrations():
+                    self._warm_start(evaluator)
+                self._learn(evaluator)
+                if not self.stop_requested and evaluator.last_eval_step != self.model.num_timesteps:
+                    evaluator.evaluate()
+            self.checkpoint()
+        finally:
+            if evaluator is not None:
+                evaluator.close()
+            self.venv.close()
+        return TrainResult(self.paths.root, int(self.model.num_timesteps), self._wall_s(),
+                           self.stop_requested, self.state.best_score)  # fmt: skip
+
+    def checkpoint(self) -> None:
+        """Save a resumable checkpoint now."""
+        self.state.wall_s = self._wall_s()
+        save_checkpoint(self.model, self.venv, self.paths, self.state,
+                        self.config.checkpoints_kept)  # fmt: skip
+
+    # ------------------------------------------------------------------ internals
+    def _setup_model(self) -> None:
+        import torch
+        from stable_baselines3.common.logger import configure
+        from stable_baselines3.common.utils import set_random_seed
+
+        torch.set_num_threads(self.config.torch_threads)
+        if self.resume:
+            self.model, self.state = load_checkpoint(self.config, self.paths, self.venv)
+            self._wall_at_start = self.state.wall_s
+            # A new stream per resume point, so a resumed run does not replay old episodes.
+            seed = self.config.seed + self.state.timesteps
+            set_random_seed(seed)
+            self.model.set_random_seed(seed)
+        else:
+            from robocell.agents.algos import build_model
+
+            set_random_seed(self.config.seed)
+            self.model = build_model(self.config, self.venv)
+        self.model.set_logger(configure(str(self.paths.tb), ["tensorboard"]))
+
+    def _clones_demonstrations(self) -> bool:
+        """A fresh run with a ``pretrain`` section starts by cloning the scripted controller."""
+        return not self.resume and self.config.pretrain is not None
+
+    def _warm_start(self, evaluator: PeriodicEvaluator) -> None:
+        from robocell.train.pretrain import warm_start
+
+        losses = warm_start(self.config, self.model, self.venv)
+        for name, value in losses.items():
+            self.model.logger.record(f"pretrain/{name}_loss", value)
+        self.model.logger.dump(0)
+        if self.config.eval_freq > 0:
+            evaluator.evaluate()  # step 0: the cloned policy before any RL update
+
+    def _learn(self, evaluator: PeriodicEvaluator) -> None:
+        remaining = self.config.total_timesteps - int(self.model.num_timesteps)
+        if remaining <= 0:
+            return
+        self.model.learn(remaining, callback=self._callbacks(evaluator),
+                         reset_num_timesteps=False, log_interval=1)  # fmt: skip
+
+    def _callbacks(self, evaluator: PeriodicEvaluator) -> list[Any]:
+        from robocell.train.callbacks import (
+            CellMetricsCallback,
+            PeriodicCallback,
+            ProgressBarCallback,
+            StopCallback,
+        )
+
+        cell = CellMetricsCallback()
+        callbacks: list[Any] = [cell, StopCallback(lambda: self.stop_requested)]
+        if self.config.eval_freq > 0:
+            callbacks.append(PeriodicCallback(self.config.eval_freq, evaluator.evaluate))
+        if self.config.checkpoint_freq > 0:
+            callbacks.append(PeriodicCallback(self.config.checkpoint_freq, self.checkpoint))
+        if self.progress:
+            callbacks.append(ProgressBarCallback(self.config.total_timesteps, cell))
+        return callbacks
+
+    def _wall_s(self) -> float:
+        return self._wall_at_start + time.monotonic() - self._t0
+
+    @contextlib.contextmanager
+    def _stop_on_signals(self) -> Iterator[None]:
+        def request_stop(signum: int, frame: Any) -> None:
+            self.stop_requested = True
+            # A second Ctrl-C interrupts at once (the checkpoint of the first is lost).
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+        old = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+
+
+def check_resumable(run_dir: str | Path) -> None:
+    """Raise RobocellError unless ``run_dir`` is a run directory."""
+    if not RunPaths(Path(run_dir)).config.exists():
+        raise RobocellError(f"{run_dir}: not a run directory (no config.yaml)")
+
+
+# ---------------------------------------------------------------------- warm start
+# Added for the champion/challenger loop (robocell.train.improve): a new run whose model
+# starts from a trained model's parameters and normaliser statistics.
+from robocell.train.normalizer import NormalizerStats, RunningStats  # noqa: E402
+
+
+def start_run_from(
+    config: RunConfig,
+    run_dir: str | Path,
+    command: str,
+    parent_model_zip: str | Path,
+    parent_normalizer: NormalizerStats | None,
+    parent_reward_stats: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Create ``run_dir`` and train ``config.total_timesteps`` steps starting from a parent.
+
+    The policy and optimiser state come from ``parent_model_zip`` (its architecture must match
+    the config's), the observation statistics from ``parent_normalizer`` and the reward
+    normaliser's from ``parent_reward_stats`` (:meth:`RunningStats.to_dict` form); the step
+    counter starts at 0. The new run is an ordinary run directory (``--resume`` works).
+    """
+    paths = create_run_dir(run_dir, config, command)
+    trainer = WarmStartTrainer(config, paths, progress, Path(parent_model_zip),
+                               parent_normalizer, parent_reward_stats)  # fmt: skip
+    return trainer.run()
+
+
+class WarmStartTrainer(Trainer):
+    """A fresh-run :class:`Trainer` whose model starts from a trained model's parameters."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        paths: RunPaths,
+        progress: bool,
+        parent_model_zip: Path,
+        parent_normalizer: NormalizerStats | None,
+        parent_reward_stats: dict[str, Any] | None,
+    ) -> None:
+        super().__init__(config, paths, resume=False, progress=progress)
+        self.parent_model_zip = parent_model_zip
+        self.parent_normalizer = parent_normalizer
+        self.parent_reward_stats = parent_reward_stats
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        try:
+            self.model.set_parameters(str(self.parent_model_zip), exact_match=True,
+                                      device=self.config.device)  # fmt: skip
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise RobocellError(f"{self.parent_model_zip}: cannot start from these weights "
+                                f"({exc})") from None  # fmt: skip
+        self._copy_statistics()
+
+    def _clones_demonstrations(self) -> bool:
+        return False  # the parent's weights are the starting point, not the demonstrations
+
+    def _copy_statistics(self) -> None:
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        if not isinstance(self.venv, VecNormalize):
+            return
+        if self.parent_normalizer is not None:
+            self.parent_normalizer.copy_into(self.venv)
+        if self.venv.norm_reward and self.parent_reward_stats is not None:
+            stats = RunningStats.from_dict(self.parent_reward_stats, "parent reward statistics")
+            stats.copy_into(self.venv.ret_rms)
