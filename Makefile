@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: venv
-	$(VENV)/bin/robocell baseline robocell/WeldSeam-v0 --episodes 3 --seed 0
+	ROBOCELL=$(VENV)/bin/robocell scripts/demo.sh
 
 test: venv
 	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)

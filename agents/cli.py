@@ -133,7 +133,7 @@ def _export_baseline(args: argparse.Namespace) -> int:
 
 def _rollout(args: argparse.Namespace) -> int:
     from robocell.agents.export import load_bundle
-    from robocell.envs.rollout import episode_seeds, run_episode, summarize
+    from robocell.envs.rollout import episode_seeds, print_summary, run_episode, summarize
 
     if args.video is not None:
         _check_video_path(args.video)
@@ -157,11 +157,7 @@ def _rollout(args: argparse.Namespace) -> int:
         "first_seed": args.seed,
         **summarize(episodes),
     }
-    if args.json:
-        print(json.dumps(summary, sort_keys=True))
-    else:
-        for key, value in summary.items():
-            print(f"{key:32s} {value}")
+    print_summary(summary, args.json)
     return 0
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from robocell.errors import RobocellError
 
@@ -43,7 +42,7 @@ def _run_baseline(args: argparse.Namespace) -> int:
 
     from robocell.envs import ENV_IDS
     from robocell.envs.baselines import make_baseline
-    from robocell.envs.rollout import episode_seeds, run_episode, summarize
+    from robocell.envs.rollout import episode_seeds, print_summary, run_episode, summarize
 
     if args.env_id not in ENV_IDS:
         raise RobocellError(f"unknown cell {args.env_id!r}; `robocell envs` lists them")
@@ -58,11 +57,7 @@ def _run_baseline(args: argparse.Namespace) -> int:
     finally:
         env.close()
     summary = {"env_id": args.env_id, "first_seed": args.seed, **summarize(episodes)}
-    if args.json:
-        print(json.dumps(summary, sort_keys=True))
-    else:
-        for key, value in summary.items():
-            print(f"{key:32s} {value}")
+    print_summary(summary, args.json)
     return 0
 
 

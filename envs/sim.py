@@ -693,23 +693,9 @@ class Sim:
         height: int,
         view_matrix: Sequence[float],
         projection_matrix: Sequence[float],
-        light_direction: Vec3 | None = None,
     ) -> np.ndarray:
         """An RGB image (height × width × 3, uint8) from the TinyRenderer (headless)."""
-        kwargs = {}
-        if light_direction is not None:
-            kwargs["lightDirection"] = list(light_direction)
-        _, _, rgba, _, _ = p.getCameraImage(
-            width,
-            height,
-            viewMatrix=list(view_matrix),
-            projectionMatrix=list(projection_matrix),
-            renderer=p.ER_TINY_RENDERER,
-            flags=p.ER_NO_SEGMENTATION_MASK,
-            physicsClientId=self.client,
-            **kwargs,
-        )
-        return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3]
+        return self.camera_image(width, height, view_matrix, projection_matrix)[0]
 
     def camera_image(
         self,
