@@ -5,11 +5,11 @@
 #   certifier  certifies the delivered bundle on the pre-registered weld benchmark
 #   buyer      releases the payment (exactly once) and verifies the ledger
 #
-# A policy trained for a few thousand steps does not pass the weld acceptance benchmark, so
-# its release is REJECTED and no payment instruction is written; the script checks that. Then
-# (REFERENCE=1, the default) the supplier delivers the weld cell's scripted controller written
-# as an ONNX bundle (robocell export-baseline), which passes: the payment is released once, and a
-# retry returns the same instruction.
+# If the trained policy's certificate is FAILED, its release is REJECTED and no payment
+# instruction is written (the script checks that); then (REFERENCE=1, the default) the supplier
+# delivers the weld cell's scripted controller written as an ONNX bundle (robocell
+# export-baseline), which passes. A released payment is released once: a retry returns the same
+# instruction.
 #
 # Settings (environment): OUT (demo-out/acceptance), ROBOCELL (.venv/bin/robocell),
 # TIMESTEPS (20000), BENCHMARK (weld: configs/benchmarks/weld.yaml),

@@ -161,10 +161,10 @@ def test_missing_figures_never_promote_and_unpaired_episodes_are_refused() -> No
 
 
 def test_validation_seeds_follow_the_stated_rule() -> None:
-    assert validation_seeds(0, 3) == [3_000_000, 3_000_001, 3_000_002]
-    assert validation_seeds(2, 2) == [3_020_000, 3_020_001]
+    assert validation_seeds(0, 3) == [5_000_000, 5_000_001, 5_000_002]
+    assert validation_seeds(2, 2) == [5_020_000, 5_020_001]
     block = validation_block(5)
-    assert block.start == VALIDATION_FIRST_SEED and block.stop == 3_060_000
+    assert block.start == VALIDATION_FIRST_SEED and block.stop == 5_060_000
     # Apart from periodic evaluation, `robocell eval` and export's recordings.
     for first in (1_000_000, 2_000_000, 900_000):
         assert first + 10_000 <= block.start
@@ -194,10 +194,15 @@ def test_the_improve_section_is_validated_and_scheduled(tmp_path: Path) -> None:
 
 def test_seeds_overlapping_the_validation_block_are_refused(tmp_path: Path) -> None:
     config = improve_module.resolve_improve(
-        load_config(write_config(tmp_path / "c.yaml", {**PENDULUM, "seed": 3_000_010}))
+        load_config(write_config(tmp_path / "c.yaml", {**PENDULUM, "seed": 5_000_010}))
     )
-    with pytest.raises(SchemaError, match=r"seed: seeds 3000010.*overlap the validation seeds"):
+    with pytest.raises(SchemaError, match=r"seed: seeds 5000010.*overlap the validation seeds"):
         improve_module.check_seed_namespaces(config, rounds=2)
+    data = {**PENDULUM, "env_id": "robocell/WeldSeam-v0", "pretrain": {"first_seed": 5_010_000}}
+    config = load_config(write_config(tmp_path / "d.yaml", data))
+    improve_module.check_seed_namespaces(config, rounds=0)  # round 0 validates below 5_010_000
+    with pytest.raises(SchemaError, match=r"pretrain\.first_seed: seeds 5010000–5010049"):
+        improve_module.check_seed_namespaces(config, rounds=1)
 
 
 def test_a_schedule_that_the_env_refuses_fails_before_training(tmp_path: Path) -> None:

@@ -69,7 +69,8 @@ class PretrainConfig:
     learning_rate: float = 1e-3
     """Adam step size of the cloning fit."""
     log_std: float | None = -2.0
-    """PPO: log standard deviation of the exploration noise after cloning (None: keep)."""
+    """Log std of the exploration noise after imitation: PPO's is set, SAC/TQC's actor is
+    fitted to it (None: leave it)."""
 
     def validate(self) -> None:
         """Range checks."""

@@ -132,6 +132,10 @@ def check_seed_namespaces(config: RunConfig, rounds: int) -> None:
         "seed": range(config.seed, config.seed + rounds + config.n_envs),
         "eval_seed": range(config.eval_seed, config.eval_seed + config.eval_episodes),
     }
+    if config.pretrain is not None:  # demonstrations are played in round 0 only
+        demo = config.pretrain
+        count = demo.episodes + demo.dagger_rounds * demo.dagger_episodes
+        used["pretrain.first_seed"] = range(demo.first_seed, demo.first_seed + count)
     for name, seeds in used.items():
         if max(seeds.start, block.start) < min(seeds.stop, block.stop):
             raise SchemaError(

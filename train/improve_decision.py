@@ -2,14 +2,15 @@
 
 Validation seeds
     Round r validates on ``VALIDATION_FIRST_SEED + r * VALIDATION_ROUND_STRIDE + i`` for
-    episode i (0 ≤ i < n ≤ 10,000): 3,000,000 + r·10,000 + i. Both policies of a round play
+    episode i (0 ≤ i < n ≤ 10,000): 5,000,000 + r·10,000 + i. Both policies of a round play
     exactly these seeds (a paired comparison); each round draws fresh ones, so repeated
     selection does not tune the lineage to one seed set. The block lies apart from every other
     seed robocell uses: training envs (``seed + round + i``, checked at start), periodic
-    evaluation (``eval_seed``, 1,000,000 + i by default, checked), ``robocell eval``
-    (2,000,000 + i) and export's recordings (900,000 + i). Certification seeds are HMAC-SHA256
-    outputs of a secret master seed that this loop never sees (63-bit integers: any one falls
-    into a validation block with probability below 1e-11).
+    evaluation (``eval_seed``, 1,000,000 + i by default, checked), demonstrations of
+    ``pretrain`` (``pretrain.first_seed``, 3,000,000 + i by default, checked), ``robocell
+    eval`` (2,000,000 + i) and export's recordings (900,000 + i). Certification seeds are
+    HMAC-SHA256 outputs of a secret master seed that this loop never sees (63-bit integers:
+    any one falls into a validation block with probability below 1e-11).
 
 Promotion test (paired by seed, champion vs challenger)
     1. Success not worse: on the seeds where exactly one policy succeeds (b won by the
@@ -39,7 +40,7 @@ import numpy as np
 
 from robocell.eval.stats import bootstrap_ci, clopper_pearson_lower
 
-VALIDATION_FIRST_SEED = 3_000_000
+VALIDATION_FIRST_SEED = 5_000_000
 VALIDATION_ROUND_STRIDE = 10_000
 BOOTSTRAP_SEED = 0
 UNITS = {"energy_j": "J", "cycle_time_s": "s"}

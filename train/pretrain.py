@@ -10,8 +10,8 @@ Before reinforcement learning starts, a run with a ``pretrain`` section:
 3. ``dagger_rounds`` times (DAgger, Ross et al. 2011): plays ``dagger_episodes`` episodes
    with the fitted policy, labels every observation it visited with the controller's action
    and refits on everything so far, so the policy learns to recover from its own mistakes;
-4. sets PPO's exploration noise to ``log_std``; off-policy algorithms get every transition
-   played into their replay buffer.
+4. sets PPO's exploration noise to ``log_std`` (SAC and TQC fit their actor's log std to
+   it); off-policy algorithms get every transition played into their replay buffer.
 
 Reinforcement learning then fine-tunes this policy on the cell's own reward. The periodic
 evaluation at step 0 records what the imitating policy does before any RL update.
@@ -218,7 +218,7 @@ def _fit(config: RunConfig, model: Any, obs: Any, labels: Any, returns: Any) -> 
         order = torch.randperm(len(labels), generator=generator)
         for start in range(0, len(labels), spec.batch_size):
             batch = order[start : start + spec.batch_size]
-            terms = _losses(model, _rows(obs, batch), labels[batch], returns[batch])
+            terms = _losses(model, _rows(obs, batch), labels[batch], returns[batch], spec.log_std)
             optimizer.zero_grad()
             sum(terms.values()).backward()
             optimizer.step()
@@ -227,17 +227,33 @@ def _fit(config: RunConfig, model: Any, obs: Any, labels: Any, returns: Any) -> 
     return losses
 
 
-def _losses(model: Any, obs: Any, labels: Any, returns: Any) -> dict[str, Any]:
+def _losses(
+    model: Any, obs: Any, labels: Any, returns: Any, log_std: float | None
+) -> dict[str, Any]:
     import torch.nn.functional as F
 
     policy = model.policy
-    if hasattr(policy, "actor"):  # SAC, TD3, TQC: the actor's deterministic action
-        stochastic = "deterministic" in inspect.signature(policy.actor.forward).parameters
-        predicted = policy.actor(obs, deterministic=True) if stochastic else policy.actor(obs)
-        return {"action": F.mse_loss(predicted, labels)}
+    if hasattr(policy, "actor"):
+        return _actor_losses(policy.actor, obs, labels, log_std)
     mean = policy.get_distribution(obs).distribution.mean
     values = policy.predict_values(obs).flatten()
     return {"action": F.mse_loss(mean, labels), "value": 0.5 * F.mse_loss(values, returns)}
+
+
+def _actor_losses(actor: Any, obs: Any, labels: Any, log_std: float | None) -> dict[str, Any]:
+    """SAC, TD3, TQC: the deterministic action; SAC/TQC also the log std of their noise."""
+    import torch
+    import torch.nn.functional as F
+
+    if "deterministic" not in inspect.signature(actor.forward).parameters:  # TD3
+        return {"action": F.mse_loss(actor(obs), labels)}
+    losses = {"action": F.mse_loss(actor(obs, deterministic=True), labels)}
+    if log_std is not None and not actor.use_sde:
+        _, predicted_log_std, _ = actor.get_action_dist_params(obs)
+        losses["log_std"] = F.mse_loss(
+            predicted_log_std, torch.full_like(predicted_log_std, log_std)
+        )
+    return losses
 
 
 def _set_exploration(model: Any, log_std: float | None) -> None:

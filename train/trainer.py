@@ -140,6 +140,7 @@ class Trainer:
         self.model.logger.dump(0)
         if self.config.eval_freq > 0:
             evaluator.evaluate()  # step 0: the cloned policy before any RL update
+        self.checkpoint()  # a resume after this point does not imitate again
 
     def _learn(self, evaluator: PeriodicEvaluator) -> None:
         remaining = self.config.total_timesteps - int(self.model.num_timesteps)
