@@ -147,9 +147,12 @@ class CellEnv(gym.Env):
 
     @property
     def max_steps(self) -> int:
-        """Steps per episode: the registered ``max_episode_steps``, else the task's limit."""
-        if self.spec is not None and self.spec.max_episode_steps is not None:
-            return self.spec.max_episode_steps
+        """Steps per episode: the task's time limit over its control period.
+
+        The registry's ``max_episode_steps`` equals it. Gymnasium keeps a ``max_episode_steps``
+        given to ``gym.make`` in its TimeLimit wrapper, out of the env's sight: an episode cut
+        shorter that way ends without ``episode_metrics``.
+        """
         return round(self.task.episode_time_s / self.task.control_period_s)
 
     # ------------------------------------------------------------------ gym API

@@ -174,3 +174,9 @@ def test_physics_blow_up_truncates_with_a_fault(env_id: str, corrupt: str, fault
     assert info["episode_metrics"]["success"] == 0.0
     for value in obs.values() if isinstance(obs, dict) else [obs]:
         assert np.all(np.isfinite(value))
+
+
+def test_the_cell_limit_equals_the_registered_limit(env_id: str) -> None:
+    env = gym.make(env_id)
+    assert env.unwrapped.max_steps == gym.spec(env_id).max_episode_steps
+    env.close()
