@@ -198,10 +198,6 @@ class KukaIiwa:
         """TCP position (m) and orientation quaternion in the world."""
         return self.sim.link_pose(self.name, self.tcp_link)
 
-    def tcp_velocity(self) -> np.ndarray:
-        """TCP linear velocity (m/s) in the world."""
-        return self.sim.link_velocity(self.name, self.tcp_link)[0]
-
     # ------------------------------------------------------------------ control
     def ik(
         self, position: Vec3, orientation: Sequence[float] = TOOL_DOWN, iterations: int = 100

@@ -490,17 +490,6 @@ class Sim:
         )
         return np.asarray(state[4]), np.asarray(state[5])
 
-    def link_velocity(self, name: str, link: int) -> tuple[np.ndarray, np.ndarray]:
-        """World linear (m/s) and angular (rad/s) velocity of a link."""
-        state = p.getLinkState(
-            self.body_id(name),
-            link,
-            computeLinkVelocity=True,
-            computeForwardKinematics=True,
-            physicsClientId=self.client,
-        )
-        return np.asarray(state[6]), np.asarray(state[7])
-
     def link_pose_velocity(
         self, name: str, link: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
