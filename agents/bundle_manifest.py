@@ -135,7 +135,7 @@ class BundleManifest:
     robocell_version: str
     """robocell version that wrote the bundle."""
     env_id: str
-    """Gymnasium id of the cell, e.g. ``robocell/WeldSeam-v0``."""
+    """Gymnasium id of the cell, e.g. ``robocell/WeldSeam-v1``."""
     env_version: int | None
     """The id's version number (``0`` for ``-v0``)."""
     env_kwargs: dict[str, Any]

@@ -2,7 +2,7 @@
 
 The welding cell's :class:`~robocell.envs.weld.ScriptedWelder` is a stateless feedback law on
 the observation, so it can be written op for op as an ONNX graph (Gather, Sub, Abs, Mul, Clip,
-comparisons, And, Where, Concat). ``robocell export-baseline robocell/WeldSeam-v0 -o B`` writes
+comparisons, And, Where, Concat). ``robocell export-baseline robocell/WeldSeam-v1 -o B`` writes
 it as a bundle that certification and release treat like any trained policy: a buyer can
 certify the reference controller, a supplier can see the bar. No torch is involved.
 """
@@ -93,7 +93,7 @@ def vector_policy_model(
     return model
 
 
-SCRIPTED_GRAPHS = {"robocell/WeldSeam-v0": scripted_weld_graph}
+SCRIPTED_GRAPHS = {"robocell/WeldSeam-v1": scripted_weld_graph}
 
 
 def write_model_bundle(

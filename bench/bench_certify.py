@@ -30,7 +30,7 @@ def run() -> dict:
     results: dict = {"episodes": spec.episodes, "spec": spec.name}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        bundle = export_scripted("robocell/WeldSeam-v0", root / "bundle")
+        bundle = export_scripted("robocell/WeldSeam-v1", root / "bundle")
         key = load_private_key(generate_keypair(root / "keys")[0])
         seed = new_master_seed()
         for workers in WORKERS:

@@ -42,7 +42,7 @@ from robocell.agents.export import inference_session, load_bundle
 from robocell.agents.export_torch import ExportSource, TorchPolicy, export_model
 from robocell.train.normalizer import NormalizerStats, RunningStats
 
-ENV_ID = "robocell/WeldSeam-v0"
+ENV_ID = "robocell/WeldSeam-v1"
 CALLS = 20_000
 WARMUP = 1_000
 WINDOW = 2_000  # calls per window for the quietest-window figures

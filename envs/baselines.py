@@ -15,7 +15,7 @@ from robocell.errors import RobocellError
 
 # env id -> "module:Class" of its scripted controller (constructed with the env).
 BASELINES: dict[str, str] = {
-    "robocell/WeldSeam-v0": "robocell.envs.weld:ScriptedWelder",
+    "robocell/WeldSeam-v1": "robocell.envs.weld:ScriptedWelder",
     "robocell/PegInsert-v0": "robocell.envs.peg_baseline:SpiralSearchInserter",
     "robocell/VisionSort-v0": "robocell.envs.vision_baseline:ScriptedSorter",
 }

@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     baseline = subparsers.add_parser(
         "baseline", help="run a cell's scripted controller and print its episode figures"
     )
-    baseline.add_argument("env_id", help="registered cell, e.g. robocell/WeldSeam-v0")
+    baseline.add_argument("env_id", help="registered cell, e.g. robocell/WeldSeam-v1")
     baseline.add_argument("--episodes", type=_positive_int, default=10, help="episodes to run")
     baseline.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     baseline.add_argument("--json", action="store_true", help="end with a JSON summary line")

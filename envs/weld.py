@@ -1,4 +1,4 @@
-"""The welding cell: ``robocell/WeldSeam-v0``."""
+"""The welding cell: ``robocell/WeldSeam-v1``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,15 @@ from robocell.envs.process import WeldProcess, WeldProcessSpec
 from robocell.envs.robot import TOOL_DOWN, KukaIiwa, Tool
 from robocell.envs.seam import SHAPES, PlatePose, Seam, make_seam_points
 from robocell.envs.sim import BoxPart, Sim, quat_from_euler
+from robocell.envs.weld_reward import (
+    REWARD_TERMS,
+    TERMINAL_POTENTIALS,
+    TorchState,
+    WeldRewardSpec,
+    potentials,
+    process_terms,
+    shaping,
+)
 
 PLATE_HALF_MM = (170.0, 130.0, 5.0)
 NOMINAL_PLATE = PlatePose(x_m=0.62, y_m=0.0, top_z_m=0.11, yaw_rad=0.0)
@@ -48,7 +57,7 @@ class WeldSeamTask(Task):
 
     control_period_s = 0.1
     episode_time_s = 45.0
-    reward_term_names = ("weld_good", "weld_defect", "tracking", "success")
+    reward_term_names = REWARD_TERMS
 
     def __init__(
         self,
@@ -62,6 +71,7 @@ class WeldSeamTask(Task):
         process: WeldProcessSpec | None = None,
         sensor: SeamSensorSpec | None = None,
         max_speed_mm_s: tuple[float, float, float] = (20.0, 10.0, 10.0),
+        reward: WeldRewardSpec | None = None,
     ) -> None:
         super().__init__(sim, robot)
         unknown = set(shapes) - set(SHAPES)
@@ -75,6 +85,8 @@ class WeldSeamTask(Task):
         self.process_spec = process or WeldProcessSpec()
         self.sensor = sensor or SeamSensorSpec()
         self.max_speed_mm_s = np.asarray(max_speed_mm_s, dtype=float)
+        self.reward = reward or WeldRewardSpec()
+        self.reward.validate()
         self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
         self.observation_space = spaces.Box(-np.inf, np.inf, (len(OBSERVATION_FIELDS),), np.float32)
 
@@ -142,6 +154,8 @@ class WeldSeamTask(Task):
         self.target_m = self.robot.tcp_pose()[0]
         self.previous_tcp_m = self.target_m.copy()
         self._update_state()
+        self.travel_speed_mm_s = 0.0
+        self.potentials = self._potentials_now()
 
     # ------------------------------------------------------------------ control
     def apply_action(self, action: np.ndarray) -> None:
@@ -173,22 +187,32 @@ class WeldSeamTask(Task):
         self.standoff_mm = float(self.real_tcp_mm[2])
 
     def compute_reward_terms(self) -> dict[str, float]:
-        """Run the process model over the step, then score it (see WeldSeamEnv)."""
+        """Run the process model over the step, then score it (see WeldSeamEnv and
+        :mod:`robocell.envs.weld_reward`)."""
         self.previous_tcp_m = self.tcp_m
         previous = self.real.to_plate_mm(self.previous_tcp_m)
+        previous_progress_mm = self.real_progress_mm
         self._update_state()
         step = self.process.advance(previous, self.real_tcp_mm, self.arc_on, self.control_period_s)
         self.last_step = step
-        in_range = -10.0 <= self.progress_mm <= self.seam.length_mm
-        lat, standoff_err = abs(step.lateral_error_mm), abs(step.standoff_mm - 12.0)
-        tracking = -0.005 * (min(lat, 10.0) + min(standoff_err, 10.0)) if in_range else 0.0
-        done_ok = self.is_terminal() and self.is_success()
-        return {
-            "weld_good": 0.1 * step.good_mm,
-            "weld_defect": -0.2 * step.defect_mm,
-            "tracking": tracking,
-            "success": 10.0 if done_ok else 0.0,
-        }
+        self.travel_speed_mm_s = (
+            self.real_progress_mm - previous_progress_mm
+        ) / self.control_period_s
+        ending = self.ending()
+        after = TERMINAL_POTENTIALS if ending else self._potentials_now()
+        terms = process_terms(
+            step,
+            self.reward,
+            success_end=ending is not None and self.is_success(),
+            aborted=ending in ("crash", "lost"),
+        )
+        terms.update(shaping(self.potentials, after, self.reward.gamma))
+        self.potentials = after  # Φ(s) per shaping term, 0 once terminal
+        return terms
+
+    def _potentials_now(self) -> dict[str, float]:
+        state = TorchState(self.standoff_mm, self.real_lateral_mm, self.travel_speed_mm_s)
+        return potentials(state, self.reward, self.process_spec)
 
     def is_success(self) -> bool:
         """≥ 95 % of the seam welded good and ≤ 2 mm of defects."""
@@ -196,9 +220,17 @@ class WeldSeamTask(Task):
 
     def is_terminal(self) -> bool:
         """The torch ran past the seam end, got lost or touched the plate."""
-        past_end = self.progress_mm >= self.seam.length_mm + RUN_OUT_MM
-        lost = abs(self.nominal_lateral_mm) > LOST_LATERAL_MM or self.height_mm > LOST_HEIGHT_MM
-        return past_end or lost or self.standoff_mm < CRASH_HEIGHT_MM
+        return self.ending() is not None
+
+    def ending(self) -> str | None:
+        """Why the episode ends now: ``crash``, ``lost``, ``past_end``, or None (it goes on)."""
+        if self.standoff_mm < CRASH_HEIGHT_MM:
+            return "crash"
+        if abs(self.nominal_lateral_mm) > LOST_LATERAL_MM or self.height_mm > LOST_HEIGHT_MM:
+            return "lost"
+        if self.progress_mm >= self.seam.length_mm + RUN_OUT_MM:
+            return "past_end"
+        return None
 
     # ------------------------------------------------------------------ observation
     def observe(self) -> np.ndarray:
@@ -293,14 +325,27 @@ class WeldSeamEnv(CellEnv):
     fraction and defect length (mm).
 
     ## Rewards
-    Per step, summed; each term is in ``info["reward/<name>"]``:
-    - ``weld_good``: +0.1 per mm of seam welded good this step (0 … +25 per episode).
-    - ``weld_defect``: −0.2 per mm of defective weld this step.
-    - ``tracking``: −0.005 per mm of (lateral error + standoff error), each capped at 10 mm,
-      while the torch is over the seam (−0.1 … 0 per step).
-    - ``success``: +10 once, on the final step of a successful episode.
+    Per step, summed; each term is in ``info["reward/<name>"]`` (dimensionless; weights in
+    :class:`~robocell.envs.weld_reward.WeldRewardSpec`). No ending pays: there is no per-step
+    cost apart from energy and defects, and a crash or a lost seam costs 10.
+    - ``weld_good``: +0.1 per mm of seam welded good this step (0 … +0.12 per step at
+      12 mm/s; 0 … +25 per episode).
+    - ``weld_defect``: −0.2 per mm of defective weld this step (−0.24 … 0 per step at
+      12 mm/s, −0.1 for a standing arc; −50 … 0 per episode).
+    - ``success``: +10 once, on the final step of a successful episode (0 or +10).
+    - ``abort``: −10 once, on the step that ends the episode by a crash (standoff < 2 mm) or
+      a lost seam (> 40 mm sideways or > 80 mm up) (−10 or 0).
+    - ``shaping_standoff``, ``shaping_lateral``, ``shaping_speed``: potential-based shaping
+      F = γ·Φ(s′) − Φ(s) (Ng et al. 1999) with γ = ``gamma`` and Φ(s′) = 0 on a terminal
+      step (not on a time-limit truncation), one potential each, from the true state:
+      Φ = w · (1 − min(|e|, cap) / cap) for the standoff error from 12 mm (cap 15 mm), the
+      lateral offset from the real seam (cap 10 mm) and the travel speed along the real seam
+      minus 9 mm/s, the procedure band's centre (cap 9 mm/s); w = ``shaping_weight``
+      (default 1), so each Φ is in [0, w] and each F in [−w, +w]. The γ-discounted sum of
+      F over an episode is γᵀ·Φ(s_T) − Φ(s_0): shaping cannot change the optimal policy.
     - ``energy``: −λ · electrical energy of the step (J); λ = ``energy_weight``, default
-      2e-4 J⁻¹. The arc (2.16 kW) dominates: about −0.043 per step with the arc on.
+      2e-4 J⁻¹. The arc (2.16 kW) dominates: about −0.043 per step with the arc on, about
+      −6e-4 per step standing still with the arc off.
 
     ## Starting State
     Seam shape and length, nominal plate pose and calibration error are drawn uniformly; the
@@ -316,10 +361,15 @@ class WeldSeamEnv(CellEnv):
     ## Arguments
     ``energy_weight`` (λ, J⁻¹), ``shapes`` (subset of straight/arc/s_curve),
     ``seam_length_mm`` (min, max), ``pose_noise_mm``, ``pose_noise_deg``,
-    ``calibration_error_mm``, ``render_mode`` (None or "rgb_array").
+    ``calibration_error_mm``, ``gamma`` (γ of the shaping, default 0.99: pass the learning
+    algorithm's γ), ``shaping_weight`` (w, default 1; 0 switches shaping off),
+    ``render_mode`` (None or "rgb_array").
 
     ## Version History
-    - v0: initial release.
+    - v1: learnable reward — the per-step tracking cost is replaced by potential-based
+      shaping (standoff, lateral, speed), crash and lost endings cost 10 (``abort``); the
+      process model, what counts as a good weld, and the success rule are unchanged.
+    - v0: initial release (per-step tracking cost, no abort penalty; ending early paid).
     """
 
     observation_fields = OBSERVATION_FIELDS
@@ -338,8 +388,12 @@ class WeldSeamEnv(CellEnv):
         pose_noise_mm: float = 20.0,
         pose_noise_deg: float = 20.0,
         calibration_error_mm: float = 3.0,
+        gamma: float = 0.99,
+        shaping_weight: float = 1.0,
         render_mode: str | None = None,
     ) -> None:
+        reward = WeldRewardSpec(gamma=float(gamma), shaping_weight=float(shaping_weight))
+        reward.validate()  # before the physics client exists: nothing to leak
         sim = Sim()
         robot = KukaIiwa(sim, TORCH)
         task = WeldSeamTask(
@@ -350,6 +404,7 @@ class WeldSeamEnv(CellEnv):
             pose_noise_mm,
             pose_noise_deg,
             calibration_error_mm,
+            reward=reward,
         )
         super().__init__(sim, robot, task, energy_weight, render_mode)
 

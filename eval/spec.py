@@ -116,7 +116,7 @@ class BenchmarkSpec:
 
     Attributes:
         name: the benchmark's name, e.g. ``weld-acceptance``.
-        env_id: the cell, e.g. ``robocell/WeldSeam-v0``.
+        env_id: the cell, e.g. ``robocell/WeldSeam-v1``.
         env_kwargs: keyword arguments of ``gymnasium.make`` for every episode.
         episodes: n, the number of episodes; every one counts, none is dropped.
         alpha: the family-wise error level α; each of the m criteria is tested at α/m.

@@ -1,7 +1,7 @@
 """robocell: reinforcement learning for industrial robot cells.
 
 Importing ``robocell`` registers every cell with Gymnasium under the ``robocell/``
-namespace, so ``gymnasium.make("robocell/WeldSeam-v0")`` works after ``import robocell``.
+namespace, so ``gymnasium.make("robocell/WeldSeam-v1")`` works after ``import robocell``.
 """
 
 __version__ = "0.1.0"

@@ -19,9 +19,9 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 
 step "the scripted welder (seam tracker only) on 3 seeds"
-"$ROBOCELL" baseline robocell/WeldSeam-v0 --episodes 3 --seed 0
+"$ROBOCELL" baseline robocell/WeldSeam-v1 --episodes 3 --seed 0
 
-step "train PPO on robocell/WeldSeam-v0 for $TIMESTEPS steps (configs/weld_ppo.yaml)"
+step "train PPO on robocell/WeldSeam-v1 for $TIMESTEPS steps (configs/weld_ppo.yaml)"
 "$ROBOCELL" train configs/weld_ppo.yaml --set total_timesteps="$TIMESTEPS" \
     --set eval_freq=$((TIMESTEPS / 2)) --set checkpoint_freq=$((TIMESTEPS / 2)) \
     --set eval_episodes=5 --run-dir "$OUT/run" --quiet

@@ -49,7 +49,7 @@ step "buyer: contract for milestone M1 (dispute window 0 h: release at once)"
     --certifier-key "$CERTIFIER/keys/certifier.pub" --dispute-window-hours 0 \
     -o "$BUYER/contract.yaml"
 
-step "supplier: train PPO on robocell/WeldSeam-v0 for $TIMESTEPS steps, export the bundle"
+step "supplier: train PPO on robocell/WeldSeam-v1 for $TIMESTEPS steps, export the bundle"
 "$ROBOCELL" train configs/weld_ppo.yaml --set total_timesteps="$TIMESTEPS" \
     --set eval_freq=$((TIMESTEPS / 2)) --set checkpoint_freq=$((TIMESTEPS / 2)) \
     --set eval_episodes=5 --run-dir "$SUPPLIER/run" --quiet
@@ -88,7 +88,7 @@ certify_and_release trained "$SUPPLIER/bundle"
 
 if [ -z "$RELEASED_CERT" ] && [ "$REFERENCE" = 1 ]; then
     step "supplier: deliver the scripted reference controller as a bundle"
-    "$ROBOCELL" export-baseline robocell/WeldSeam-v0 -o "$SUPPLIER/reference-bundle"
+    "$ROBOCELL" export-baseline robocell/WeldSeam-v1 -o "$SUPPLIER/reference-bundle"
     certify_and_release reference "$SUPPLIER/reference-bundle"
     [ -n "$RELEASED_CERT" ] || { echo "the reference controller was not paid" >&2; exit 1; }
 fi

@@ -18,7 +18,7 @@ from onnx import helper, numpy_helper
 from robocell.agents.scripted import export_scripted, vector_policy_model, write_model_bundle
 from robocell.envs.weld import OBSERVATION_FIELDS
 
-WELD_ID = "robocell/WeldSeam-v0"
+WELD_ID = "robocell/WeldSeam-v1"
 OBS_DIM = len(OBSERVATION_FIELDS)
 
 

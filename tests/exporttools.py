@@ -24,7 +24,7 @@ from robocell.agents.export_torch import ExportSource
 from robocell.train.normalizer import NormalizerStats, RunningStats
 
 TOY_ID = "robocell-test/ToySort-v0"
-WELD_ID = "robocell/WeldSeam-v0"
+WELD_ID = "robocell/WeldSeam-v1"
 IMAGE_SIZE = 36  # the smallest image SB3's NatureCNN takes
 MOVES = np.array([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1]], dtype=np.float64)
 

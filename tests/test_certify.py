@@ -422,5 +422,5 @@ def test_oversized_onnx_is_refused(bundles: dict, monkeypatch: pytest.MonkeyPatc
 
 def test_bundle_for_another_cell_is_refused(bundles: dict) -> None:
     spec = parse_spec(small_weld_spec(12, env_id="robocell/PegInsert-v0"))
-    with pytest.raises(VerificationError, match="bundle is for 'robocell/WeldSeam-v0'"):
+    with pytest.raises(VerificationError, match="bundle is for 'robocell/WeldSeam-v1'"):
         intake_bundle(bundles["scripted"], spec)

@@ -41,7 +41,7 @@ def test_envs_lists_every_registered_cell() -> None:
 
 def test_baseline_json_summary_is_the_last_line() -> None:
     result = robocell(
-        "baseline", "robocell/WeldSeam-v0", "--episodes", "2", "--seed", "5", "--json"
+        "baseline", "robocell/WeldSeam-v1", "--episodes", "2", "--seed", "5", "--json"
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -59,7 +59,7 @@ def test_unknown_cell_is_a_clear_error_without_traceback() -> None:
 
 
 def test_bad_arguments_exit_2() -> None:
-    for args in (["baseline", "robocell/WeldSeam-v0", "--episodes", "0"], ["no-such-command"], []):
+    for args in (["baseline", "robocell/WeldSeam-v1", "--episodes", "0"], ["no-such-command"], []):
         result = robocell(*args)
         assert result.returncode == 2, args
         assert "Traceback" not in result.stderr

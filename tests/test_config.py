@@ -19,7 +19,7 @@ from robocell.train.config import config_digest, config_from_dict, load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TRAINING_CONFIGS = sorted(p for p in CONFIGS.glob("*.yaml"))
-MINIMAL: dict[str, Any] = {"env_id": "robocell/WeldSeam-v0", "algo": "ppo", "total_timesteps": 100}
+MINIMAL: dict[str, Any] = {"env_id": "robocell/WeldSeam-v1", "algo": "ppo", "total_timesteps": 100}
 
 
 def write(tmp_path: Path, data: dict[str, Any]) -> Path:
@@ -63,14 +63,14 @@ def test_overrides_and_seed_are_applied_last(tmp_path: Path) -> None:
 def test_exponent_without_a_dot_is_a_number(tmp_path: Path) -> None:
     path = tmp_path / "run.yaml"
     path.write_text(
-        "env_id: robocell/WeldSeam-v0\nalgo: sac\ntotal_timesteps: 10\n"
+        "env_id: robocell/WeldSeam-v1\nalgo: sac\ntotal_timesteps: 10\n"
         "hyperparams: {learning_rate: 3e-4}\n"
     )
     assert load_config(path).hyperparams["learning_rate"] == pytest.approx(3e-4)
 
 
 BAD: list[tuple[dict[str, Any], str]] = [
-    ({"env_id": "robocell/WeldSeam-v0", "algo": "ppo"}, "total_timesteps: required"),
+    ({"env_id": "robocell/WeldSeam-v1", "algo": "ppo"}, "total_timesteps: required"),
     ({**MINIMAL, "learning_rate": 1e-3}, "learning_rate: unknown key"),
     ({**MINIMAL, "algo": "dqn"}, "algo: must be one of"),
     ({**MINIMAL, "env_id": "robocell/Nope-v0"}, "env_id: unknown environment"),
@@ -85,6 +85,11 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({**MINIMAL, "run_name": "../escape"}, "run_name: use letters"),
     ({**MINIMAL, "eval_video": "yes"}, "eval_video: expected true or false"),
     ({**MINIMAL, "hyperparams": {"gamma": 1.5}}, "hyperparams.gamma: must be in (0, 1]"),
+    ({**MINIMAL, "env_kwargs": {"gamma": 0.95}}, "env_kwargs.gamma: the shaping's gamma must"),
+    (
+        {**MINIMAL, "env_kwargs": {"gamma": 0.99}, "hyperparams": {"gamma": 0.98}},
+        "env_kwargs.gamma: the shaping's gamma must equal the algorithm's (0.98)",
+    ),
     ({**MINIMAL, "hyperparams": {"n_step": 64}}, "hyperparams.n_step: unknown hyperparameter"),
     ({**MINIMAL, "hyperparams": {"buffer_size": 10}}, "hyperparams.buffer_size: unknown"),
     ({**MINIMAL, "hyperparams": {"seed": 1}}, "hyperparams.seed: unknown hyperparameter"),

@@ -63,7 +63,7 @@ def test_power_is_vectorised_over_steps() -> None:
 
 
 def test_weld_cell_holding_still_costs_about_standby_and_holding_torque() -> None:
-    env = gym.make("robocell/WeldSeam-v0")
+    env = gym.make("robocell/WeldSeam-v1")
     env.reset(seed=0)
     for _ in range(5):  # let the arm settle
         env.step(np.array([0.0, 0.0, 0.0, -1.0], np.float32))
@@ -74,7 +74,7 @@ def test_weld_cell_holding_still_costs_about_standby_and_holding_torque() -> Non
 
 
 def test_weld_cell_moving_costs_more_than_holding() -> None:
-    env = gym.make("robocell/WeldSeam-v0")
+    env = gym.make("robocell/WeldSeam-v1")
     env.reset(seed=0)
     hold = [env.step(np.zeros(4, np.float32))[4]["energy_j"] for _ in range(5)]
     move = [env.step(np.array([1.0, 1.0, 1.0, -1.0], np.float32))[4]["energy_j"] for _ in range(5)]

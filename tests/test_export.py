@@ -327,7 +327,7 @@ def test_rollout_refuses_video_it_cannot_write(
 
 
 def test_export_baseline_writes_the_scripted_welder_as_a_bundle(tmp_path: Path) -> None:
-    assert main(["export-baseline", "robocell/WeldSeam-v0", "-o", str(tmp_path / "b")]) == 0
+    assert main(["export-baseline", "robocell/WeldSeam-v1", "-o", str(tmp_path / "b")]) == 0
     bundle = load_bundle(tmp_path / "b")
     assert bundle.manifest["algo"] == "scripted"
     assert bundle.manifest["joint_names"][0] == "lbr_iiwa_joint_1"

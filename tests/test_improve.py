@@ -198,7 +198,7 @@ def test_seeds_overlapping_the_validation_block_are_refused(tmp_path: Path) -> N
     )
     with pytest.raises(SchemaError, match=r"seed: seeds 5000010.*overlap the validation seeds"):
         improve_module.check_seed_namespaces(config, rounds=2)
-    data = {**PENDULUM, "env_id": "robocell/WeldSeam-v0", "pretrain": {"first_seed": 5_010_000}}
+    data = {**PENDULUM, "env_id": "robocell/WeldSeam-v1", "pretrain": {"first_seed": 5_010_000}}
     config = load_config(write_config(tmp_path / "d.yaml", data))
     improve_module.check_seed_namespaces(config, rounds=0)  # round 0 validates below 5_010_000
     with pytest.raises(SchemaError, match=r"pretrain\.first_seed: seeds 5010000–5010049"):
@@ -473,7 +473,7 @@ def test_one_round_on_the_weld_cell(
     monkeypatch.setattr(improve_module.ImproveLoop, "_export", no_export)
     data = {
         **PENDULUM,
-        "env_id": "robocell/WeldSeam-v0",
+        "env_id": "robocell/WeldSeam-v1",
         "total_timesteps": 128,
         "improve": {
             "steps_per_round": 128,

@@ -62,14 +62,14 @@ def test_short_imports_are_banned_by_ruff(tmp_path: Path) -> None:
 
 def test_import_robocell_registers_every_cell() -> None:
     assert robocell.__version__
-    assert "robocell/WeldSeam-v0" in ENV_IDS
+    assert "robocell/WeldSeam-v1" in ENV_IDS
     for env_id in ENV_IDS:
         assert env_id in gym.registry
 
 
 def test_gym_make_works_in_a_fresh_interpreter() -> None:
     code = (
-        "import gymnasium as gym, robocell; e = gym.make('robocell/WeldSeam-v0'); e.reset(seed=0)"
+        "import gymnasium as gym, robocell; e = gym.make('robocell/WeldSeam-v1'); e.reset(seed=0)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 

@@ -24,7 +24,7 @@ from robocell.train.normalizer import NormalizerStats
 from robocell.train.rundir import latest_checkpoint, load_run, read_metrics
 
 WELD_TINY: dict[str, Any] = {
-    "env_id": "robocell/WeldSeam-v0",
+    "env_id": "robocell/WeldSeam-v1",
     "algo": "ppo",
     "total_timesteps": 1000,
     "n_envs": 2,
@@ -194,7 +194,7 @@ def test_run_directory_layout(weld_run: Path) -> None:
     ):
         assert (weld_run / name).is_file(), name  # fmt: skip
     config = yaml.safe_load((weld_run / "config.yaml").read_text())
-    assert config["seed"] == 5 and config["env_id"] == "robocell/WeldSeam-v0"
+    assert config["seed"] == 5 and config["env_id"] == "robocell/WeldSeam-v1"
     for key in (
         "env_kwargs",
         "algo",
@@ -280,7 +280,7 @@ def test_tb_command_points_at_the_run(weld_run: Path) -> None:
 # ---------------------------------------------------------------------- cloning
 @pytest.mark.parametrize(
     ("env_id", "algo", "episodes"),
-    [("robocell/WeldSeam-v0", "ppo", 1), ("robocell/WeldSeam-v0", "sac", 1),
+    [("robocell/WeldSeam-v1", "ppo", 1), ("robocell/WeldSeam-v1", "sac", 1),
      ("robocell/VisionSort-v0", "ppo", 3)],
     ids=["weld-ppo", "weld-sac", "vision-ppo"],
 )  # fmt: skip

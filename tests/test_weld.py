@@ -11,6 +11,7 @@ from robocell.envs.process import WeldProcess, WeldProcessSpec
 from robocell.envs.rollout import episode_seeds, run_episode, summarize
 from robocell.envs.seam import Seam, make_seam_points
 from robocell.envs.weld import OBSERVATION_FIELDS, ScriptedWelder
+from robocell.envs.weld_reward import SHAPING_TERMS, TorchState, WeldRewardSpec, potentials
 
 FIELD = {field["name"]: i for i, field in enumerate(OBSERVATION_FIELDS)}
 
@@ -87,7 +88,7 @@ def test_seam_length_matches_request(shape: str) -> None:
 
 
 def test_seam_tracker_reveals_the_calibration_error() -> None:
-    env = gym.make("robocell/WeldSeam-v0")
+    env = gym.make("robocell/WeldSeam-v1")
     readings, truth = [], []
     for seed in range(5):
         obs, _ = env.reset(seed=seed)
@@ -103,7 +104,7 @@ def test_seam_tracker_reveals_the_calibration_error() -> None:
 
 
 def test_crashing_into_the_plate_ends_the_episode_unsuccessfully() -> None:
-    env = gym.make("robocell/WeldSeam-v0")
+    env = gym.make("robocell/WeldSeam-v1")
     env.reset(seed=0)
     for _ in range(100):
         _, _, terminated, truncated, info = env.step(np.array([0.0, 0.0, -1.0, -1.0], np.float32))
@@ -115,7 +116,7 @@ def test_crashing_into_the_plate_ends_the_episode_unsuccessfully() -> None:
 
 
 def test_scripted_welder_reaches_success_on_seeded_episodes() -> None:
-    env = gym.make("robocell/WeldSeam-v0")
+    env = gym.make("robocell/WeldSeam-v1")
     welder = ScriptedWelder(env.unwrapped)
     episodes = [run_episode(env, welder, seed) for seed in episode_seeds(1000, 10)]
     env.close()
@@ -126,10 +127,110 @@ def test_scripted_welder_reaches_success_on_seeded_episodes() -> None:
 
 
 def test_arc_power_is_metered_while_welding() -> None:
-    env = gym.make("robocell/WeldSeam-v0")
+    env = gym.make("robocell/WeldSeam-v1")
     welder = ScriptedWelder(env.unwrapped)
     obs, _ = env.reset(seed=4)
     while not env.unwrapped.task.arc_on:
         obs, _, _, _, info = env.step(welder(obs))
     env.close()
     assert info["energy_j"] >= EnergyConstants.arc_power_w * 0.1
+
+
+# ---------------------------------------------------------------------- reward (v1)
+GAMMA = 0.97
+
+
+def _play(env: gym.Env, policy, seed: int) -> tuple[float, list[dict], dict]:
+    """Undiscounted return, every step's info, and Φ(s_0) per shaping term."""
+    obs, _ = env.reset(seed=seed)
+    start = dict(env.unwrapped.task.potentials)
+    total, infos = 0.0, []
+    while True:
+        obs, reward, terminated, truncated, info = env.step(policy(obs))
+        total += reward
+        infos.append({**info, "terminated": terminated})
+        if terminated or truncated:
+            return total, infos, start
+
+
+def _hold(action: list[float]):
+    return lambda obs: np.array(action, dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    ("action", "ending"),
+    [([0.0, 0.0, -1.0, -1.0], "crash"), ([0.0, 0.0, 1.0, -1.0], "lost")],
+)
+def test_crash_and_lost_endings_pay_less_than_welding_or_waiting(action, ending) -> None:
+    env = gym.make("robocell/WeldSeam-v1")
+    welded, _, _ = _play(env, ScriptedWelder(), seed=3)
+    aborted, infos, _ = _play(env, _hold(action), seed=3)
+    assert env.unwrapped.task.ending() == ending and infos[-1]["terminated"]
+    waited, wait_infos, _ = _play(env, _hold([0.0, 0.0, 0.0, -1.0]), seed=3)
+    env.close()
+    assert infos[-1]["reward/abort"] == -10.0
+    assert all(info["reward/abort"] == 0.0 for info in wait_infos)
+    assert not wait_infos[-1]["terminated"]  # waiting ran into the time limit
+    assert aborted < waited < welded
+
+
+def test_welding_to_the_end_is_not_an_abort() -> None:
+    env = gym.make("robocell/WeldSeam-v1")
+    _, infos, _ = _play(env, ScriptedWelder(), seed=4)
+    env.close()
+    assert env.unwrapped.task.ending() == "past_end"
+    assert infos[-1]["reward/success"] == 10.0
+    assert all(info["reward/abort"] == 0.0 for info in infos)
+
+
+@pytest.mark.parametrize(
+    ("policy", "terminal"),
+    [(ScriptedWelder(), True), (_hold([0.0, 0.05, -0.02, -1.0]), False)],
+    ids=["terminated", "truncated"],
+)
+def test_shaping_sums_to_the_discounted_potential_difference(policy, terminal) -> None:
+    env = gym.make("robocell/WeldSeam-v1", gamma=GAMMA)
+    _, infos, start = _play(env, policy, seed=5)
+    end = env.unwrapped.task.potentials
+    env.close()
+    assert infos[-1]["terminated"] == terminal
+    # Φ(terminal) = 0; after a time-limit truncation the last state keeps its Φ.
+    assert all(value == 0.0 for value in end.values()) == terminal
+    steps = len(infos)
+    for name in SHAPING_TERMS:
+        discounted = sum(GAMMA**t * info[f"reward/{name}"] for t, info in enumerate(infos))
+        assert discounted == pytest.approx(GAMMA**steps * end[name] - start[name], abs=1e-9)
+
+
+def test_shaping_weight_zero_leaves_the_unshaped_reward() -> None:
+    shaped = gym.make("robocell/WeldSeam-v1")
+    plain = gym.make("robocell/WeldSeam-v1", shaping_weight=0.0)
+    _, with_shaping, _ = _play(shaped, ScriptedWelder(), seed=6)
+    _, without, _ = _play(plain, ScriptedWelder(), seed=6)
+    shaped.close()
+    plain.close()
+    assert len(with_shaping) == len(without)
+    assert any(info["reward/shaping_speed"] != 0.0 for info in with_shaping)
+    for a, b in zip(with_shaping, without, strict=True):
+        assert all(b[f"reward/{name}"] == 0.0 for name in SHAPING_TERMS)
+        for name in ("weld_good", "weld_defect", "success", "abort", "energy"):
+            assert a[f"reward/{name}"] == b[f"reward/{name}"]
+
+
+def test_potential_peaks_at_the_welding_procedure() -> None:
+    spec, process = WeldRewardSpec(), WeldProcessSpec()
+    best = potentials(TorchState(12.0, 0.0, 9.0), spec, process)
+    assert best == dict.fromkeys(SHAPING_TERMS, 1.0)
+    far = potentials(TorchState(40.0, -12.0, -3.0), spec, process)
+    assert far == dict.fromkeys(SHAPING_TERMS, 0.0)
+    half = potentials(TorchState(12.0 + 7.5, 5.0, 13.5), spec, process)
+    assert half == pytest.approx(dict.fromkeys(SHAPING_TERMS, 0.5))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"gamma": 1.5}, "gamma must be in"), ({"shaping_weight": -1.0}, "shaping_weight")],
+)
+def test_reward_arguments_are_checked(kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        gym.make("robocell/WeldSeam-v1", **kwargs)

@@ -90,13 +90,15 @@ class RunConfig:
     """One training run. Field names follow SB3 / rl-zoo3 where they exist."""
 
     env_id: str
-    """Registered Gymnasium id, e.g. ``robocell/WeldSeam-v0``."""
+    """Registered Gymnasium id, e.g. ``robocell/WeldSeam-v1``."""
     algo: Literal["ppo", "sac", "td3", "tqc"]
     """Algorithm: PPO, SAC, TD3 (stable-baselines3) or TQC (sb3-contrib)."""
     total_timesteps: int
     """Environment steps to train for, summed over all parallel envs."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments of ``gymnasium.make`` (e.g. ``energy_weight``)."""
+    """Keyword arguments of ``gymnasium.make`` (e.g. ``energy_weight``). A cell with
+    potential-based shaping takes the algorithm's γ as ``gamma``; when given, it must equal
+    ``hyperparams.gamma`` (or SB3's default 0.99), else the shaping would change the optimum."""
     policy: Literal["auto", "MlpPolicy", "CnnPolicy", "MultiInputPolicy"] = "auto"
     """SB3 policy; ``auto`` picks it from the observation space (vector, image, dict)."""
     hyperparams: dict[str, Any] = field(default_factory=dict)
@@ -155,6 +157,16 @@ class RunConfig:
             _check_has_baseline(self.env_id)
         check_hyperparams(self.algo, self.hyperparams, self.n_envs)
         check_policy_kwargs(self.policy_kwargs)
+        self._check_shaping_gamma()
+
+    def _check_shaping_gamma(self) -> None:
+        shaping_gamma = self.env_kwargs.get("gamma")
+        if shaping_gamma is not None and shaping_gamma != self.gamma:
+            raise SchemaError(
+                "env_kwargs.gamma",
+                f"the shaping's gamma must equal the algorithm's ({self.gamma}), "
+                f"got {shaping_gamma!r}",
+            )
 
     @property
     def gamma(self) -> float:
