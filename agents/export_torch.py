@@ -45,6 +45,7 @@ from robocell.agents.export import (
     write_bundle,
 )
 from robocell.agents.onnx_graph import InputLayout, PolicyGraph, export_onnx, input_layouts
+from robocell.agents.residual import Residual
 from robocell.envs.rollout import run_episode
 from robocell.errors import RobocellError
 from robocell.train.normalizer import NormalizerStats
@@ -68,6 +69,13 @@ class ExportSource:
     run_id: str
     config_digest: str
     checkpoint: str
+    residual: Residual | None = None
+    """Residual RL: the bundle computes controller + the model's residual in one graph."""
+
+    def pipeline(self, env: gym.Env, deterministic: bool = True) -> Callable[[Any], np.ndarray]:
+        """The training-side pipeline from raw observations to the env's actions."""
+        policy = TorchPolicy(self.model, self.normalizer, deterministic)
+        return policy if self.residual is None else self.residual.policy(env, policy)
 
 
 class TorchPolicy:
@@ -97,10 +105,7 @@ def record_rollouts(
     env: gym.Env, source: ExportSource, min_observations: int, deterministic_episodes: int
 ) -> Recording:
     """Roll the trained model out until enough observations and deterministic episodes exist."""
-    policies = (
-        TorchPolicy(source.model, source.normalizer, True),
-        TorchPolicy(source.model, source.normalizer, False),
-    )
+    policies = (source.pipeline(env, True), source.pipeline(env, False))
     recording = Recording()
     seed, stochastic_episodes = RECORD_FIRST_SEED, 0
     with torch.random.fork_rng():
@@ -181,7 +186,7 @@ def _box_cases(space: Any, stats: Any, normalizer: NormalizerStats | None) -> li
 def check_parity(
     session: ort.InferenceSession,
     layouts: list[InputLayout],
-    reference: TorchPolicy,
+    reference: Callable[[Any], np.ndarray],
     observations: list[Any],
 ) -> tuple[float, float]:
     """(max |Δa|, worst |Δa| / tolerance) of the graph vs ``reference``; raises if over."""
@@ -248,7 +253,10 @@ def build_manifest(
     """Every manifest field except the ONNX ones, which :func:`write_bundle` adds."""
     inputs, action = parts
     provenance = {
-        "algo": source.algo,
+        # A residual policy is the controller plus the algorithm's correction.
+        "algo": source.algo
+        if not source.residual
+        else f"{source.algo}+residual:{source.residual.controller}",
         "run_id": source.run_id,
         "config_digest": source.config_digest,
         "checkpoint": source.checkpoint,
@@ -284,12 +292,15 @@ def _export(
     source: ExportSource, env: gym.Env, bundle_dir: Path, n_obs: int, episodes: int, overwrite: bool
 ) -> ExportReport:
     parts = (observation_inputs(env), action_output(env))
-    if env.action_space != source.model.action_space:
-        raise RobocellError(
-            f"the policy acts in {source.model.action_space}, the env in {env.action_space}"
-        )
+    acts_in, expected = source.model.action_space, env.action_space
+    if source.residual is not None:
+        expected = gym.spaces.Box(-1.0, 1.0, (source.residual.action_dim(env),), np.float32)
+    if acts_in != expected:
+        raise RobocellError(f"the policy acts in {acts_in}, the env takes {expected}")
     layouts = input_layouts(parts[0], source.model.policy.observation_space)
     model = export_onnx(PolicyGraph(source.model.policy, layouts, source.normalizer))
+    if source.residual is not None:
+        model = source.residual.model(model, env)
     recording = record_rollouts(env, source, n_obs, episodes)
     parity = _parity(model, layouts, source, env, recording)
     rows: list[dict[str, float]] = []
@@ -323,7 +334,7 @@ def _parity(
     session = inference_session(model.SerializeToString())
     sample = recording.observations[0]
     boundary = boundary_observations(env.observation_space, source.normalizer, sample)
-    reference = TorchPolicy(source.model, source.normalizer)
+    reference = source.pipeline(env)
     max_diff, worst = check_parity(session, layouts, reference, recording.observations + boundary)
     return {
         "observations": len(recording.observations),
@@ -358,5 +369,13 @@ def export_run(
         run.run_id,
         run.config_digest,
         name,
+        residual_of(run.config),
     )
     return export_model(source, bundle_dir, **options)
+
+
+def residual_of(config: Any) -> Residual | None:
+    """The run config's residual setup (None when the policy acts alone)."""
+    if config.residual is None:
+        return None
+    return Residual(config.env_id, config.residual.controller, config.residual.scale)

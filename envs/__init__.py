@@ -26,7 +26,7 @@ _CELLS = (
         "robocell/WeldSeam-v1",
         "robocell.envs.weld:WeldSeamEnv",
         max_episode_steps=450,
-        reward_threshold=10.0,  # a successful weld of the shortest seam returns 10.4–11.0
+        reward_threshold=8.5,  # a successful weld of the shortest seam returns 9.0–9.7
         summary="Arc-weld a randomised seam found with a noisy laser seam tracker (KUKA iiwa).",
     ),
     CellSpec(

@@ -211,7 +211,9 @@ class WeldSeamTask(Task):
         return terms
 
     def _potentials_now(self) -> dict[str, float]:
-        state = TorchState(self.standoff_mm, self.real_lateral_mm, self.travel_speed_mm_s)
+        state = TorchState(
+            self.standoff_mm, self.real_lateral_mm, self.travel_speed_mm_s, self.arc_on
+        )
         return potentials(state, self.reward, self.process_spec)
 
     def is_success(self) -> bool:
@@ -330,19 +332,21 @@ class WeldSeamEnv(CellEnv):
     cost apart from energy and defects, and a crash or a lost seam costs 10.
     - ``weld_good``: +0.1 per mm of seam welded good this step (0 … +0.12 per step at
       12 mm/s; 0 … +25 per episode).
-    - ``weld_defect``: −0.2 per mm of defective weld this step (−0.24 … 0 per step at
-      12 mm/s, −0.1 for a standing arc; −50 … 0 per episode).
+    - ``weld_defect``: −0.1 per mm of defective weld this step (−0.12 … 0 per step at
+      12 mm/s, −0.05 for a standing arc; −25 … 0 per episode).
     - ``success``: +10 once, on the final step of a successful episode (0 or +10).
     - ``abort``: −10 once, on the step that ends the episode by a crash (standoff < 2 mm) or
       a lost seam (> 40 mm sideways or > 80 mm up) (−10 or 0).
-    - ``shaping_standoff``, ``shaping_lateral``, ``shaping_speed``: potential-based shaping
-      F = γ·Φ(s′) − Φ(s) (Ng et al. 1999) with γ = ``gamma`` and Φ(s′) = 0 on a terminal
-      step (not on a time-limit truncation), one potential each, from the true state:
-      Φ = w · (1 − min(|e|, cap) / cap) for the standoff error from 12 mm (cap 15 mm), the
-      lateral offset from the real seam (cap 10 mm) and the travel speed along the real seam
-      minus 9 mm/s, the procedure band's centre (cap 9 mm/s); w = ``shaping_weight``
-      (default 1), so each Φ is in [0, w] and each F in [−w, +w]. The γ-discounted sum of
-      F over an episode is γᵀ·Φ(s_T) − Φ(s_0): shaping cannot change the optimal policy.
+    - ``shaping_standoff``, ``shaping_lateral``, ``shaping_speed``, ``shaping_arc``:
+      potential-based shaping F = γ·Φ(s′) − Φ(s) (Ng et al. 1999) with γ = ``gamma`` and
+      Φ(s′) = 0 on a terminal step (not on a time-limit truncation), one potential each, from
+      the true state. With closeness q(e, cap) = 1 − min(|e|, cap) / cap of the standoff error
+      from 12 mm (cap 15 mm), the lateral offset from the real seam (cap 10 mm) and the travel
+      speed along the real seam minus 9 mm/s, the procedure band's centre (cap 9 mm/s):
+      Φ = w · q for each of the three, and Φ_arc = w · arc_on · q_standoff · q_lateral ·
+      q_speed; w = ``shaping_weight`` (default 1), so each Φ is in [0, w] and each F in
+      [−w, +w]. The γ-discounted sum of F over an episode is γᵀ·Φ(s_T) − Φ(s_0): shaping
+      cannot change the optimal policy.
     - ``energy``: −λ · electrical energy of the step (J); λ = ``energy_weight``, default
       2e-4 J⁻¹. The arc (2.16 kW) dominates: about −0.043 per step with the arc on, about
       −6e-4 per step standing still with the arc off.
@@ -367,8 +371,9 @@ class WeldSeamEnv(CellEnv):
 
     ## Version History
     - v1: learnable reward — the per-step tracking cost is replaced by potential-based
-      shaping (standoff, lateral, speed), crash and lost endings cost 10 (``abort``); the
-      process model, what counts as a good weld, and the success rule are unchanged.
+      shaping (standoff, lateral, speed, arc), crash and lost endings cost 10 (``abort``),
+      a defect costs 0.1/mm (was 0.2); the process model, what counts as a good weld, and
+      the success rule are unchanged.
     - v0: initial release (per-step tracking cost, no abort penalty; ending early paid).
     """
 

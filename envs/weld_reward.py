@@ -15,9 +15,11 @@ reward learnable without changing what it asks for:
    in between, and the optimal policy is that of the unshaped reward. A time-limit
    truncation is not terminal: its step keeps Φ(s′).
 
-Φ is the sum of three closeness scores of the torch to the welding procedure, each in [0, 1]
-and computed from the true state (real plate pose, not the sensor):
-``q(e, cap) = 1 − min(e, cap) / cap``.
+Φ is the sum of four potentials, each in [0, ``shaping_weight``] and computed from the true
+state (real plate pose, not the sensor), from closeness scores of the torch to the welding
+procedure, ``q(e, cap) = 1 − min(|e|, cap) / cap``: standoff, lateral offset and travel speed
+each on their own, and the arc — burning (1) or not (0) — times the product of the three, so
+striking the arc where it would weld good raises Φ and burning it elsewhere does not.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ REWARD_TERMS = (
     "shaping_standoff",
     "shaping_lateral",
     "shaping_speed",
+    "shaping_arc",
 )
 SHAPING_TERMS = REWARD_TERMS[4:]
 
@@ -44,8 +47,9 @@ class WeldRewardSpec:
 
     Attributes:
         good_per_mm: per mm of seam welded good (1/mm).
-        defect_per_mm: per mm of defective weld (1/mm); twice the good weight, so a defect
-            costs more than it would have earned welded good.
+        defect_per_mm: per mm of defective weld (1/mm): a defect costs what the same
+            millimetre would have earned welded good (v0 charged twice that, which made the arc
+            cost more than it could earn while a policy still explored).
         success_bonus: once, on the last step of a successful episode.
         abort_penalty: once, on a crash (standoff < 2 mm) or when the seam is lost (more than
             40 mm sideways or 80 mm up).
@@ -56,7 +60,7 @@ class WeldRewardSpec:
     """
 
     good_per_mm: float = 0.1
-    defect_per_mm: float = 0.2
+    defect_per_mm: float = 0.1
     success_bonus: float = 10.0
     abort_penalty: float = 10.0
     gamma: float = 0.99
@@ -85,6 +89,8 @@ class TorchState:
     """Offset of the torch from the real seam (signed)."""
     travel_speed_mm_s: float
     """Speed along the real seam over the last step (signed: backwards < 0)."""
+    arc_on: bool
+    """Whether the arc burns."""
 
 
 def closeness(error: float, cap: float) -> float:
@@ -97,14 +103,16 @@ def potentials(
 ) -> dict[str, float]:
     """Φ per shaping term (each in [0, shaping_weight]); Φ(s) is their sum."""
     band_low, band_high = process.speed_band_mm_s
+    standoff = closeness(state.standoff_mm - process.standoff_mm, spec.standoff_cap_mm)
+    lateral = closeness(state.lateral_mm, spec.lateral_cap_mm)
+    speed = closeness(state.travel_speed_mm_s - 0.5 * (band_low + band_high), spec.speed_cap_mm_s)
     w = spec.shaping_weight
     return {
-        "shaping_standoff": w * closeness(state.standoff_mm - process.standoff_mm,
-                                          spec.standoff_cap_mm),
-        "shaping_lateral": w * closeness(state.lateral_mm, spec.lateral_cap_mm),
-        "shaping_speed": w * closeness(state.travel_speed_mm_s - 0.5 * (band_low + band_high),
-                                       spec.speed_cap_mm_s),
-    }  # fmt: skip
+        "shaping_standoff": w * standoff,
+        "shaping_lateral": w * lateral,
+        "shaping_speed": w * speed,
+        "shaping_arc": w * float(state.arc_on) * standoff * lateral * speed,
+    }
 
 
 TERMINAL_POTENTIALS = dict.fromkeys(SHAPING_TERMS, 0.0)

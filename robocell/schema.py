@@ -98,6 +98,9 @@ def _convert(kind: Any, value: Any, path: str) -> Any:
 def _convert_union(options: tuple[Any, ...], value: Any, path: str) -> Any:
     if value is None and type(None) in options:
         return None
+    present = [option for option in options if option is not type(None)]
+    if len(present) == 1:  # ``X | None``: X's own message, naming the nested field
+        return _convert(present[0], value, path)
     errors = []
     for option in options:
         if option is type(None):

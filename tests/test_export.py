@@ -123,7 +123,7 @@ def test_manifest_describes_the_cell(exported: tuple) -> None:
     assert (manifest.env_id, manifest.env_kwargs, manifest.env_version) == (
         source.env_id,
         source.env_kwargs,
-        0,
+        int(source.env_id.rsplit("-v", 1)[1]),
     )
     assert (manifest.run_id, manifest.config_digest, manifest.algo) == (
         source.run_id,

@@ -219,12 +219,14 @@ def test_shaping_weight_zero_leaves_the_unshaped_reward() -> None:
 
 def test_potential_peaks_at_the_welding_procedure() -> None:
     spec, process = WeldRewardSpec(), WeldProcessSpec()
-    best = potentials(TorchState(12.0, 0.0, 9.0), spec, process)
+    best = potentials(TorchState(12.0, 0.0, 9.0, True), spec, process)
     assert best == dict.fromkeys(SHAPING_TERMS, 1.0)
-    far = potentials(TorchState(40.0, -12.0, -3.0), spec, process)
+    far = potentials(TorchState(40.0, -12.0, -3.0, True), spec, process)
     assert far == dict.fromkeys(SHAPING_TERMS, 0.0)
-    half = potentials(TorchState(12.0 + 7.5, 5.0, 13.5), spec, process)
-    assert half == pytest.approx(dict.fromkeys(SHAPING_TERMS, 0.5))
+    half = potentials(TorchState(12.0 + 7.5, 5.0, 13.5, True), spec, process)
+    assert half == pytest.approx({**dict.fromkeys(SHAPING_TERMS, 0.5), "shaping_arc": 0.125})
+    arc_off = potentials(TorchState(12.0, 0.0, 9.0, False), spec, process)
+    assert arc_off == {**best, "shaping_arc": 0.0}
 
 
 @pytest.mark.parametrize(

@@ -86,6 +86,31 @@ class PretrainConfig:
 
 
 @dataclass
+class ResidualConfig:
+    """Residual RL (Johannink et al. 2019): the policy learns a correction to a controller.
+
+    The env executes ``clip(controller(obs) + scale ⊙ residual, action bounds)`` with the
+    policy's residual in [−1, 1] per dimension (see :mod:`robocell.agents.residual`); the
+    exported bundle is one ONNX graph computing the same sum. A residual of 0 is the
+    controller, so a policy that starts near zero (PPO's action head is initialised with
+    gain 0.01; keep ``log_std_init`` small) starts as the controller.
+    """
+
+    controller: Literal["scripted"] = "scripted"
+    """The controller under the residual: ``scripted``, the cell's scripted controller
+    (``robocell baseline``), which must be writable as ONNX (stateless)."""
+    scale: float | list[float] = 0.2
+    """Largest residual per action dimension, in the env's action units: one number for all
+    dimensions, or one per dimension (0 leaves that dimension to the controller)."""
+
+    def validate(self) -> None:
+        """Range checks (the length of a list is checked against the env's action space)."""
+        values = self.scale if isinstance(self.scale, list) else [self.scale]
+        if not values or any(not v >= 0 for v in values) or not any(v > 0 for v in values):
+            raise SchemaError("residual.scale", f"must be >= 0 and not all 0, got {self.scale}")
+
+
+@dataclass
 class RunConfig:
     """One training run. Field names follow SB3 / rl-zoo3 where they exist."""
 
@@ -136,6 +161,8 @@ class RunConfig:
     """Warm start from the cell's scripted controller before RL; null: learn from scratch."""
     improve: ImproveConfig = field(default_factory=ImproveConfig)
     """Settings of ``robocell improve`` (the champion/challenger loop); ignored by training."""
+    residual: ResidualConfig | None = None
+    """Residual RL on top of the cell's scripted controller; null: the policy acts alone."""
 
     def validate(self) -> None:
         """Range and consistency checks; every message names the field."""
@@ -155,6 +182,8 @@ class RunConfig:
             raise SchemaError("policy", f"unknown policy {self.policy!r}")
         if self.pretrain is not None:
             _check_has_baseline(self.env_id)
+        if self.residual is not None:
+            _check_residual(self.env_id, self.residual, self.pretrain)
         check_hyperparams(self.algo, self.hyperparams, self.n_envs)
         check_policy_kwargs(self.policy_kwargs)
         self._check_shaping_gamma()
@@ -194,6 +223,17 @@ def _check_has_baseline(env_id: str) -> None:
 
     if env_id not in BASELINES:
         raise SchemaError("pretrain", f"{env_id} has no scripted controller to learn from")
+
+
+def _check_residual(env_id: str, residual: ResidualConfig, pretrain: Any) -> None:
+    from robocell.agents.scripted import SCRIPTED_GRAPHS
+
+    if pretrain is not None:
+        raise SchemaError("residual", "residual RL starts as the controller: drop pretrain")
+    if env_id not in SCRIPTED_GRAPHS:
+        known = ", ".join(SCRIPTED_GRAPHS)
+        raise SchemaError("residual.controller", f"{env_id} has no stateless scripted "
+                          f"controller to export in one graph (only: {known})")  # fmt: skip
 
 
 # ---------------------------------------------------------------------- loading

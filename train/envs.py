@@ -9,6 +9,7 @@ from typing import Any
 import gymnasium as gym
 
 from robocell.envs.core import CellEnv
+from robocell.errors import RobocellError
 from robocell.schema import SchemaError
 from robocell.train.config import RunConfig
 
@@ -24,9 +25,23 @@ def make_env(config: RunConfig, render: bool = False) -> gym.Env:
         env = gym.make(config.env_id, **kwargs)
     except (TypeError, ValueError) as exc:
         raise SchemaError("env_kwargs", f"{config.env_id} refused them: {exc}") from None
-    if isinstance(env.unwrapped, CellEnv):
-        return env
-    return EpisodeMetrics(env)
+    if not isinstance(env.unwrapped, CellEnv):
+        env = EpisodeMetrics(env)
+    return env if config.residual is None else residual_env(config, env)
+
+
+def residual_env(config: RunConfig, env: gym.Env) -> gym.Env:
+    """``env`` acting controller + residual: the policy's actions are residuals in [−1, 1]."""
+    from robocell.agents.residual import ResidualAction, scale_vector
+    from robocell.envs.baselines import make_baseline
+
+    assert config.residual is not None
+    try:
+        scale = scale_vector(config.residual.scale, env.action_space.shape[0])
+    except RobocellError as exc:
+        env.close()
+        raise SchemaError("residual.scale", str(exc).split(": ", 1)[-1]) from None
+    return ResidualAction(env, make_baseline(config.env_id, env.unwrapped), scale)
 
 
 class EpisodeMetrics(gym.Wrapper):
