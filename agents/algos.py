@@ -255,3 +255,29 @@ def build_model(config: RunConfig, env: Any, tensorboard_log: str | None = None)
                    tensorboard_log=tensorboard_log, **kwargs)  # fmt: skip
     except (TypeError, ValueError, AssertionError) as exc:
         raise SchemaError("policy_kwargs", f"{cls.__name__} refused the config: {exc}") from None
+
+
+def zero_action_head(model: Any) -> None:
+    """Zero the last layer of the policy's action mean, so its deterministic action is 0.
+
+    For residual RL: a zero residual is the controller, so training starts exactly at the
+    controller (Johannink et al. 2019). PPO: ``action_net``; SAC/TQC: ``actor.mu``; TD3: the
+    last linear layer of ``actor.mu`` (the target actor is synced). Exploration noise is the
+    algorithm's (PPO's ``log_std_init``, SAC's entropy, TD3's action noise).
+    """
+    import torch
+
+    policy = model.policy
+    actor = getattr(policy, "actor", None)
+    if actor is None:
+        layer = policy.action_net
+    else:
+        head = actor.mu
+        linears = [m for m in head.modules() if isinstance(m, torch.nn.Linear)]
+        layer = linears[-1]
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.bias.zero_()
+    target = getattr(policy, "actor_target", None)
+    if target is not None:
+        target.load_state_dict(actor.state_dict())

@@ -343,10 +343,11 @@ class WeldSeamEnv(CellEnv):
       the true state. With closeness q(e, cap) = 1 − min(|e|, cap) / cap of the standoff error
       from 12 mm (cap 15 mm), the lateral offset from the real seam (cap 10 mm) and the travel
       speed along the real seam minus 9 mm/s, the procedure band's centre (cap 9 mm/s):
-      Φ = w · q for each of the three, and Φ_arc = w · arc_on · q_standoff · q_lateral ·
-      q_speed; w = ``shaping_weight`` (default 1), so each Φ is in [0, w] and each F in
-      [−w, +w]. The γ-discounted sum of F over an episode is γᵀ·Φ(s_T) − Φ(s_0): shaping
-      cannot change the optimal policy.
+      Φ_standoff = w · q_standoff, Φ_lateral = w · q_lateral, Φ_speed = w · q_standoff ·
+      q_speed (travel once at welding height) and Φ_arc = w · arc_on · q_standoff ·
+      q_lateral · q_speed; w = ``shaping_weight`` (default 1), so each Φ is in [0, w] and
+      each F in [−w, +w]. The γ-discounted sum of F over an episode is γᵀ·Φ(s_T) − Φ(s_0):
+      shaping cannot change the optimal policy.
     - ``energy``: −λ · electrical energy of the step (J); λ = ``energy_weight``, default
       2e-4 J⁻¹. The arc (2.16 kW) dominates: about −0.043 per step with the arc on, about
       −6e-4 per step standing still with the arc off.

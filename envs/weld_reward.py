@@ -17,8 +17,9 @@ reward learnable without changing what it asks for:
 
 Φ is the sum of four potentials, each in [0, ``shaping_weight``] and computed from the true
 state (real plate pose, not the sensor), from closeness scores of the torch to the welding
-procedure, ``q(e, cap) = 1 − min(|e|, cap) / cap``: standoff, lateral offset and travel speed
-each on their own, and the arc — burning (1) or not (0) — times the product of the three, so
+procedure, ``q(e, cap) = 1 − min(|e|, cap) / cap``: the standoff and the lateral offset each
+on their own, the travel speed times the standoff's score (travel once at welding height, as
+a welder does), and the arc — burning (1) or not (0) — times the product of the three, so
 striking the arc where it would weld good raises Φ and burning it elsewhere does not.
 """
 
@@ -110,7 +111,7 @@ def potentials(
     return {
         "shaping_standoff": w * standoff,
         "shaping_lateral": w * lateral,
-        "shaping_speed": w * speed,
+        "shaping_speed": w * standoff * speed,
         "shaping_arc": w * float(state.arc_on) * standoff * lateral * speed,
     }
 

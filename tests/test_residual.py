@@ -195,3 +195,22 @@ def test_residual_run_trains_evaluates_and_exports(tmp_path: Path) -> None:
     metrics = run_episode(env, policy, seed=2_000_000)
     env.close()
     assert metrics["success"] == 1.0  # a barely trained residual still welds: it is the welder
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac", "td3"])
+def test_a_fresh_residual_policy_acts_as_the_controller(algo: str) -> None:
+    from robocell.agents.algos import build_model, zero_action_head
+
+    hyperparams = {"n_steps": 64, "batch_size": 32} if algo == "ppo" else {"buffer_size": 1000}
+    config = _config(algo=algo, hyperparams=hyperparams, policy_kwargs={})
+    venv = make_vec_env(config)
+    model = build_model(config, venv)
+    obs = venv.reset()
+    assert np.any(model.predict(obs, deterministic=True)[0] != 0.0)  # random init first
+    zero_action_head(model)
+    venv.close()
+    residual, _ = model.predict(obs, deterministic=True)
+    np.testing.assert_array_equal(residual, np.zeros_like(residual))
+    if algo == "td3":  # the target actor starts where the actor does
+        target = model.policy.actor_target(model.policy.obs_to_tensor(obs)[0])
+        assert float(target.abs().max()) == 0.0

@@ -121,10 +121,12 @@ class Trainer:
             set_random_seed(seed)
             self.model.set_random_seed(seed)
         else:
-            from robocell.agents.algos import build_model
+            from robocell.agents.algos import build_model, zero_action_head
 
             set_random_seed(self.config.seed)
             self.model = build_model(self.config, self.venv)
+            if self.config.residual is not None:
+                zero_action_head(self.model)  # step 0 acts as the controller
         self.model.set_logger(configure(str(self.paths.tb), ["tensorboard"]))
 
     def _clones_demonstrations(self) -> bool:
