@@ -329,14 +329,15 @@ class WeldSeamEnv(CellEnv):
     ## Rewards
     Per step, summed; each term is in ``info["reward/<name>"]`` (dimensionless; weights in
     :class:`~robocell.envs.weld_reward.WeldRewardSpec`). No ending pays: there is no per-step
-    cost apart from energy and defects, and a crash or a lost seam costs 10.
+    cost apart from energy and defects, and a crash or a lost seam costs 1 (more than waiting
+    out the time limit with the arc off, ≈ 0.3).
     - ``weld_good``: +0.1 per mm of seam welded good this step (0 … +0.12 per step at
       12 mm/s; 0 … +25 per episode).
     - ``weld_defect``: −0.1 per mm of defective weld this step (−0.12 … 0 per step at
       12 mm/s, −0.05 for a standing arc; −25 … 0 per episode).
     - ``success``: +10 once, on the final step of a successful episode (0 or +10).
-    - ``abort``: −10 once, on the step that ends the episode by a crash (standoff < 2 mm) or
-      a lost seam (> 40 mm sideways or > 80 mm up) (−10 or 0).
+    - ``abort``: −1 once, on the step that ends the episode by a crash (standoff < 2 mm) or
+      a lost seam (> 40 mm sideways or > 80 mm up) (−1 or 0).
     - ``shaping_standoff``, ``shaping_lateral``, ``shaping_speed``, ``shaping_arc``:
       potential-based shaping F = γ·Φ(s′) − Φ(s) (Ng et al. 1999) with γ = ``gamma`` and
       Φ(s′) = 0 on a terminal step (not on a time-limit truncation), one potential each, from
@@ -372,7 +373,7 @@ class WeldSeamEnv(CellEnv):
 
     ## Version History
     - v1: learnable reward — the per-step tracking cost is replaced by potential-based
-      shaping (standoff, lateral, speed, arc), crash and lost endings cost 10 (``abort``),
+      shaping (standoff, lateral, speed, arc), crash and lost endings cost 1 (``abort``),
       a defect costs 0.1/mm (was 0.2); the process model, what counts as a good weld, and
       the success rule are unchanged.
     - v0: initial release (per-step tracking cost, no abort penalty; ending early paid).

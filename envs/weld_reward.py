@@ -6,9 +6,11 @@ What counts as a good weld and what counts as success are the process model's
 reward learnable without changing what it asks for:
 
 1. **No ending pays.** A crash into the plate or losing the seam ends the episode with
-   ``abort_penalty`` (−10): worse than any weld, and worse than waiting out the 45 s time limit
-   with the arc off (≈ −0.3 of standby energy). There is no per-step cost apart from energy
-   and defects, so shortening an episode saves nothing else.
+   ``abort_penalty`` (−1): worse than any weld (a successful one returns +9 or more), and worse
+   than waiting out the 45 s time limit with the arc off (≈ −0.3 of standby energy). There is
+   no per-step cost apart from energy and defects, so shortening an episode saves nothing
+   else. The penalty is kept small on purpose: at −10 a policy learning from scratch fled
+   upwards and backwards from the plate before it ever struck an arc.
 2. **Shaping is potential-based** (Ng, Harada & Russell 1999): F = γ·Φ(s′) − Φ(s) with the
    agent's γ, and Φ(s′) = 0 when s′ is terminal (crash, lost, or past the seam end), so the
    γ-discounted shaping of an episode sums to γᵀ·Φ(s_T) − Φ(s_0) whatever the policy did
@@ -63,7 +65,7 @@ class WeldRewardSpec:
     good_per_mm: float = 0.1
     defect_per_mm: float = 0.1
     success_bonus: float = 10.0
-    abort_penalty: float = 10.0
+    abort_penalty: float = 1.0
     gamma: float = 0.99
     shaping_weight: float = 1.0
     standoff_cap_mm: float = 15.0

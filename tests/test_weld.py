@@ -157,21 +157,40 @@ def _hold(action: list[float]):
     return lambda obs: np.array(action, dtype=np.float32)
 
 
+def _returns(infos: list[dict], gamma: float) -> tuple[float, float]:
+    """(undiscounted return without shaping, γ-discounted return with it)."""
+    unshaped = sum(
+        value for info in infos for key, value in info.items()
+        if key.startswith("reward/") and key.removeprefix("reward/") not in SHAPING_TERMS
+    )  # fmt: skip
+    shaped = sum(
+        gamma**t * sum(v for k, v in info.items() if k.startswith("reward/"))
+        for t, info in enumerate(infos)
+    )
+    return unshaped, shaped
+
+
 @pytest.mark.parametrize(
     ("action", "ending"),
     [([0.0, 0.0, -1.0, -1.0], "crash"), ([0.0, 0.0, 1.0, -1.0], "lost")],
 )
 def test_crash_and_lost_endings_pay_less_than_welding_or_waiting(action, ending) -> None:
-    env = gym.make("robocell/WeldSeam-v1")
-    welded, _, _ = _play(env, ScriptedWelder(), seed=3)
-    aborted, infos, _ = _play(env, _hold(action), seed=3)
-    assert env.unwrapped.task.ending() == ending and infos[-1]["terminated"]
-    waited, wait_infos, _ = _play(env, _hold([0.0, 0.0, 0.0, -1.0]), seed=3)
+    env = gym.make("robocell/WeldSeam-v1", gamma=GAMMA)
+    _, welded, _ = _play(env, ScriptedWelder(), seed=3)
+    _, aborted, _ = _play(env, _hold(action), seed=3)
+    assert env.unwrapped.task.ending() == ending and aborted[-1]["terminated"]
+    _, waited, _ = _play(env, _hold([0.0, 0.0, 0.0, -1.0]), seed=3)
     env.close()
-    assert infos[-1]["reward/abort"] == -10.0
-    assert all(info["reward/abort"] == 0.0 for info in wait_infos)
-    assert not wait_infos[-1]["terminated"]  # waiting ran into the time limit
-    assert aborted < waited < welded
+    assert aborted[-1]["reward/abort"] == -1.0
+    assert all(info["reward/abort"] == 0.0 for info in waited)
+    assert not waited[-1]["terminated"]  # waiting ran into the time limit
+    # Both by the task's own terms and by what the agent maximises (the discounted return,
+    # shaping included: it telescopes to the same −Φ(s_0) for all three).
+    for kind in (0, 1):
+        abort_return, wait_return, weld_return = (
+            _returns(infos, GAMMA)[kind] for infos in (aborted, waited, welded)
+        )
+        assert abort_return < wait_return < weld_return
 
 
 def test_welding_to_the_end_is_not_an_abort() -> None:
