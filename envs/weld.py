@@ -342,7 +342,7 @@ class WeldSeamEnv(CellEnv):
       potential-based shaping F = γ·Φ(s′) − Φ(s) (Ng et al. 1999) with γ = ``gamma`` and
       Φ(s′) = 0 on a terminal step (not on a time-limit truncation), one potential each, from
       the true state. With closeness q(e, cap) = 1 − min(|e|, cap) / cap of the standoff error
-      from 12 mm (cap 15 mm), the lateral offset from the real seam (cap 10 mm) and the travel
+      from 12 mm (cap 25 mm), the lateral offset from the real seam (cap 10 mm) and the travel
       speed along the real seam minus 9 mm/s, the procedure band's centre (cap 9 mm/s):
       Φ_standoff = w · q_standoff, Φ_lateral = w · q_lateral, Φ_speed = w · q_standoff ·
       q_speed (travel once at welding height) and Φ_arc = w · arc_on · q_standoff ·

@@ -59,7 +59,8 @@ class WeldRewardSpec:
         gamma: γ of the shaping F = γ·Φ(s′) − Φ(s); must equal the learning algorithm's γ.
         shaping_weight: scales every potential (0 switches shaping off).
         standoff_cap_mm, lateral_cap_mm, speed_cap_mm_s: the error at which a closeness score
-            reaches 0.
+            reaches 0 (the standoff's 25 mm reaches from the plate to 37 mm, above the 25 mm
+            start, so a torch that drifts up is still pulled back).
     """
 
     good_per_mm: float = 0.1
@@ -68,7 +69,7 @@ class WeldRewardSpec:
     abort_penalty: float = 1.0
     gamma: float = 0.99
     shaping_weight: float = 1.0
-    standoff_cap_mm: float = 15.0
+    standoff_cap_mm: float = 25.0
     lateral_cap_mm: float = 10.0
     speed_cap_mm_s: float = 9.0
 

@@ -242,7 +242,7 @@ def test_potential_peaks_at_the_welding_procedure() -> None:
     assert best == dict.fromkeys(SHAPING_TERMS, 1.0)
     far = potentials(TorchState(40.0, -12.0, -3.0, True), spec, process)
     assert far == dict.fromkeys(SHAPING_TERMS, 0.0)
-    half = potentials(TorchState(12.0 + 7.5, 5.0, 13.5, True), spec, process)
+    half = potentials(TorchState(12.0 + 12.5, 5.0, 13.5, True), spec, process)
     expected = {**dict.fromkeys(SHAPING_TERMS, 0.5), "shaping_speed": 0.25, "shaping_arc": 0.125}
     assert half == pytest.approx(expected)
     arc_off = potentials(TorchState(12.0, 0.0, 9.0, False), spec, process)
