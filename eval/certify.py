@@ -24,6 +24,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from robocell import __version__
+from robocell.agents.bundle import ONNX_FILE, subject_digests
 from robocell.errors import RobocellError, VerificationError
 from robocell.eval.decision import Evaluation, evaluate
 from robocell.eval.dsse import IN_TOTO_PAYLOAD_TYPE, sign_envelope
@@ -33,13 +34,12 @@ from robocell.eval.runner import EpisodeJob, intake_bundle, run_episodes
 from robocell.eval.seeds import DERIVATION_RULE, check_commitment, commitment
 from robocell.eval.spec import BenchmarkSpec, spec_digest
 from robocell.schema import to_dict
-from robocell.util import atomic_write_bytes, canonical_json, sha256_bytes, sha256_file
+from robocell.util import atomic_write_bytes, canonical_json, sha256_bytes
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://robocell.dev/attestations/benchmark-certificate/v1"
 CERTIFICATE_NAME = "certificate.json"
 LOG_NAME = "episodes.jsonl"
-SUBJECT_NAMES = ("policy.onnx", "manifest.json")
 PACKAGES = ("numpy", "scipy", "gymnasium", "pybullet", "onnx", "onnxruntime", "cryptography")
 
 
@@ -74,7 +74,9 @@ def certify(
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise RobocellError(f"{out_dir}: exists and is not an empty directory; choose a new -o")
     policy = intake_bundle(bundle_dir, spec)
-    subjects = bundle_subjects(bundle_dir, policy.onnx_sha256)
+    subjects = subject_digests(bundle_dir)
+    if subjects[ONNX_FILE] != policy.onnx_sha256:
+        raise VerificationError(f"{bundle_dir}: {ONNX_FILE} changed after it was loaded")
     job = EpisodeJob(str(bundle_dir), policy.onnx_sha256, spec.env_id, spec.env_kwargs)
     started_at, start_s = _utc_now(), time.perf_counter()
     records = run_episodes(job, master_seed_hex, spec.episodes, workers, progress)
@@ -127,18 +129,6 @@ def _write_directory(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return statement
-
-
-def bundle_subjects(bundle_dir: str | Path, onnx_sha256: str) -> dict[str, str]:
-    """sha256 of the bundle's ``policy.onnx`` and ``manifest.json``, by name.
-
-    ``onnx_sha256`` is the digest the loader checked; a different file now means the bundle
-    changed after intake.
-    """
-    digests = {name: sha256_file(Path(bundle_dir) / name) for name in SUBJECT_NAMES}
-    if digests["policy.onnx"] != onnx_sha256:
-        raise VerificationError(f"{bundle_dir}: policy.onnx changed after it was loaded")
-    return digests
 
 
 def make_statement(subjects: dict[str, str], predicate: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from robocell.cli_helpers import positive_int
 from robocell.errors import RobocellError
 
 
@@ -39,7 +40,7 @@ def _register_certify(subparsers: argparse._SubParsersAction) -> None:
     certify.add_argument("--commitment", required=True, help="published sha256 of the seed")
     certify.add_argument("--key", required=True, help="certifier's private key (PEM)")
     certify.add_argument("-o", "--output", required=True, help="certificate directory")
-    certify.add_argument("--workers", type=_positive_int, default=1, help="worker processes")
+    certify.add_argument("--workers", type=positive_int, default=1, help="worker processes")
     certify.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     certify.set_defaults(func=_certify)
 
@@ -52,16 +53,9 @@ def _register_verify(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument(
         "--rerun", action="store_true", help="re-run every episode with --bundle and compare"
     )
-    verify.add_argument("--workers", type=_positive_int, default=1, help="worker processes")
+    verify.add_argument("--workers", type=positive_int, default=1, help="worker processes")
     verify.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     verify.set_defaults(func=_verify)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def _seeds_new(args: argparse.Namespace) -> int:

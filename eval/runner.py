@@ -1,10 +1,10 @@
 """Bundle intake and the certification episode runner (a pool of worker processes).
 
-Intake accepts only an exported bundle directory and loads it with
-:func:`robocell.agents.export.load_bundle` (onnxruntime; manifest digest, default ONNX domain,
-no external data, size cap). Pickles, SB3 zips and torch files are refused by name before
-anything reads them. Episodes run in ``spawn``-ed worker processes, each holding one env and
-one onnxruntime session; every episode of the spec runs and counts, in index order.
+Intake accepts only an exported bundle directory and loads it through the bundle's one gate,
+:func:`robocell.agents.bundle.load_bundle` (pickles, SB3 zips and torch files refused by name
+before anything reads them; manifest digest, default ONNX domain, no external data, size
+cap). Episodes run in ``spawn``-ed worker processes, each holding one env and one onnxruntime
+session; every episode of the spec runs and counts, in index order.
 """
 
 from __future__ import annotations
@@ -18,16 +18,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from robocell.agents.bundle_intake import REFUSED_SUFFIXES as BUNDLE_REFUSED_SUFFIXES
 from robocell.errors import RobocellError, VerificationError
 from robocell.eval.seeds import episode_seed
 from robocell.eval.spec import BenchmarkSpec
 from robocell.util import canonical_json
-
-# Files a supplier might send instead of a bundle. They can run code when loaded (pickle,
-# torch.load, SB3's zip of pickles, numpy with allow_pickle), so they are refused by name,
-# unopened: the loader's list plus numpy archives.
-REFUSED_SUFFIXES = BUNDLE_REFUSED_SUFFIXES | {".npy", ".npz"}
 
 
 @dataclass(frozen=True)
@@ -40,29 +34,11 @@ class EpisodeJob:
     env_kwargs: dict[str, Any]
 
 
-def refuse_non_bundle(path: str | Path) -> Path:
-    """Raise unless ``path`` names a directory that may hold a bundle; nothing is opened."""
-    path = Path(path)
-    if path.suffix.lower() in REFUSED_SUFFIXES:
-        raise VerificationError(
-            f"{path}: a {path.suffix} file is not a bundle and is never opened (it could run "
-            "code when loaded); certify an exported bundle directory (policy.onnx + "
-            "manifest.json, see `robocell export`)"
-        )
-    if not path.exists():
-        raise RobocellError(f"{path}: no such bundle directory")
-    if not path.is_dir():
-        raise VerificationError(
-            f"{path}: not a bundle directory (expected policy.onnx + manifest.json)"
-        )
-    return path
-
-
 def intake_bundle(path: str | Path, spec: BenchmarkSpec) -> Any:
     """Load a bundle for certification against ``spec``; raises VerificationError if unfit."""
-    from robocell.agents.export import load_bundle
+    from robocell.agents.bundle import load_bundle
 
-    policy = load_bundle(refuse_non_bundle(path))
+    policy = load_bundle(path)
     if policy.env_id != spec.env_id:
         raise VerificationError(
             f"{path}: bundle is for {policy.env_id!r} but the benchmark {spec.name!r} is for "
@@ -148,9 +124,8 @@ def clean_metrics(metrics: dict[str, Any]) -> dict[str, float | None]:
 def _worker_policy_and_env(job: EpisodeJob) -> tuple[Any, Any]:
     key = canonical_json(asdict(job)).decode()
     if key not in _WORKER_STATE:
-        import gymnasium as gym
-
-        from robocell.agents.export import load_bundle
+        from robocell.agents.bundle import load_bundle
+        from robocell.envs.make import make_cell
 
         policy = load_bundle(job.bundle_dir)
         if policy.onnx_sha256 != job.onnx_sha256:
@@ -161,5 +136,5 @@ def _worker_policy_and_env(job: EpisodeJob) -> tuple[Any, Any]:
         for _, old_env in _WORKER_STATE.values():
             old_env.close()
         _WORKER_STATE.clear()
-        _WORKER_STATE[key] = (policy, gym.make(job.env_id, **job.env_kwargs))
+        _WORKER_STATE[key] = (policy, make_cell(job.env_id, job.env_kwargs))
     return _WORKER_STATE[key]

@@ -3,7 +3,7 @@
 ``write_scripted_weld_bundle`` writes the weld cell's :class:`ScriptedWelder` as a bundle
 (:mod:`robocell.agents.scripted`); ``write_random_weld_bundle`` writes an untrained policy (a
 random linear map squashed by tanh), a real bundle that
-:func:`robocell.agents.export.load_bundle` accepts.
+:func:`robocell.agents.bundle.policy.load_bundle` accepts.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from robocell.agents.scripted import export_scripted, vector_policy_model, write_model_bundle
-from robocell.envs.weld import OBSERVATION_FIELDS
+from robocell.envs.weld.task import OBSERVATION_FIELDS
 
 WELD_ID = "robocell/WeldSeam-v0"
 OBS_DIM = len(OBSERVATION_FIELDS)

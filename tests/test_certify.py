@@ -21,10 +21,10 @@ from certtools import (
     write_scripted_weld_bundle,
 )
 
-from robocell.agents.export import load_bundle
+from robocell.agents.bundle import load_bundle
 from robocell.cli import main
 from robocell.envs import ENV_IDS
-from robocell.envs.weld import ScriptedWelder
+from robocell.envs.weld.controller import ScriptedWelder
 from robocell.errors import RobocellError, VerificationError
 from robocell.eval import seeds
 from robocell.eval.certify import certify
@@ -413,7 +413,7 @@ def test_unsafe_onnx_bundles_are_refused(tmp_path: Path, edit, message: str | No
 
 
 def test_oversized_onnx_is_refused(bundles: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    import robocell.agents.export as export
+    import robocell.agents.bundle.policy as export
 
     monkeypatch.setattr(export.load_bundle, "__defaults__", (256,))
     with pytest.raises(VerificationError, match="over the cap"):

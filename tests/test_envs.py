@@ -142,10 +142,10 @@ def test_render_rgb_array(env_id: str) -> None:
 def test_resets_reuse_one_physics_client(env_id: str) -> None:
     env = gym.make(env_id)
     env.reset(seed=0)
-    client = env.unwrapped.sim.client
+    client = env.unwrapped.sim.client_id
     for seed in range(50):
         env.reset(seed=seed)
-    assert env.unwrapped.sim.client == client
+    assert env.unwrapped.sim.client_id == client
     env.close()
     assert not env.unwrapped.sim.connected
 

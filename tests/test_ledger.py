@@ -19,7 +19,7 @@ import pytest
 
 from robocell.cli import main
 from robocell.errors import RobocellError
-from robocell.eval.ledger import (
+from robocell.eval.release.ledger import (
     GENESIS_HASH,
     Draft,
     EventKind,
@@ -296,8 +296,8 @@ def test_racing_processes_release_once(tmp_path, unconditional):
 _CRASH_SCRIPT = textwrap.dedent(
     """
     import os, sys, time
-    from robocell.eval import ledger_sqlite
-    from robocell.eval.ledger import Draft, open_ledger
+    from robocell.eval.release import store_sqlite as ledger_sqlite
+    from robocell.eval.release.ledger import Draft, open_ledger
 
     original = ledger_sqlite._SqliteTransaction.insert
 

@@ -29,7 +29,6 @@ from robocell.cli import main
 from robocell.errors import RobocellError
 from robocell.eval import seeds
 from robocell.eval.certify import certificate_bytes
-from robocell.eval.contract import contract_digest, load_contract
 from robocell.eval.dsse import open_envelope, sign_envelope
 from robocell.eval.keys import (
     generate_keypair,
@@ -37,8 +36,9 @@ from robocell.eval.keys import (
     load_public_key,
     public_key_fingerprint,
 )
-from robocell.eval.ledger import open_ledger
-from robocell.eval.release import idempotency_key, release_milestone
+from robocell.eval.release.contract import contract_digest, load_contract
+from robocell.eval.release.ledger import open_ledger
+from robocell.eval.release.release import idempotency_key, release_milestone
 from robocell.eval.spec import load_spec, parse_spec, spec_digest
 from robocell.util import canonical_json, sha256_bytes, sha256_file
 
@@ -381,7 +381,7 @@ def test_time_cannot_be_wound_back_and_terms_cannot_change(tmp_path, certified, 
 # ---------------------------------------------------------------- races and crashes
 def _release_worker(cert, contract, bundle, ledger_path, barrier, results) -> None:
     """One process releasing the milestone; all of them reach the ledger lock together."""
-    from robocell.eval.ledger import Ledger
+    from robocell.eval.release.ledger import Ledger
 
     record = Ledger.record
 
@@ -424,7 +424,7 @@ _KILL_SCRIPT = textwrap.dedent(
     import os, sys
     from robocell.cli import main
     from robocell import util
-    from robocell.eval import ledger_sqlite
+    from robocell.eval.release import store_sqlite as ledger_sqlite
 
     where = sys.argv[1]
     insert = ledger_sqlite._SqliteTransaction.insert

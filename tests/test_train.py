@@ -20,7 +20,7 @@ import yaml
 from gymnasium import spaces
 
 from robocell.errors import RobocellError
-from robocell.train.normalizer import NormalizerStats
+from robocell.normalizer import NormalizerStats
 from robocell.train.rundir import latest_checkpoint, load_run, read_metrics
 
 WELD_TINY: dict[str, Any] = {
@@ -124,7 +124,7 @@ def test_normalizer_json_reproduces_vecnormalize(tmp_path: Path) -> None:
 
 
 def test_normalizer_dict_observations_normalise_only_listed_keys() -> None:
-    from robocell.train.normalizer import RunningStats
+    from robocell.normalizer import RunningStats
 
     stats = NormalizerStats(
         clip_obs=5.0, epsilon=1e-8, obs={"state": RunningStats(np.ones(2), 4 * np.ones(2), 3.0)}
@@ -158,7 +158,7 @@ def test_normalizer_rejects_malformed_json(tmp_path: Path, document: dict[str, A
 
 def test_dict_spaces_normalise_every_non_image_key() -> None:
     from robocell.train.config import config_from_dict
-    from robocell.train.envs import normalized_keys
+    from robocell.train.vec_env import normalized_keys
 
     space = spaces.Dict(
         {
@@ -289,8 +289,8 @@ def test_cloning_fits_the_scripted_controller(env_id: str, algo: str, episodes: 
 
     from robocell.agents.algos import build_model
     from robocell.train.config import config_from_dict
-    from robocell.train.envs import make_vec_env
     from robocell.train.pretrain import collect_demonstrations, warm_start
+    from robocell.train.vec_env import make_vec_env
 
     pretrain = {"episodes": episodes, "epochs": 40, "log_std": -2.0, "dagger_rounds": 0}
     hyperparams = {"buffer_size": 5000} if algo == "sac" else {"n_steps": 64, "batch_size": 32}

@@ -1,4 +1,4 @@
-"""``robocell train``, ``robocell eval`` and ``robocell tb``."""
+"""``robocell train``, ``robocell eval``, ``robocell export`` and ``robocell tb``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from robocell.cli_helpers import count, positive_int
 from robocell.errors import RobocellError
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "eval", help="evaluate a run's best model: mean and 95%% CI of the figures"
     )
     evaluate.add_argument("run", help="run directory")
-    evaluate.add_argument("--episodes", type=_positive_int, default=20, help="episodes to run")
+    evaluate.add_argument("--episodes", type=positive_int, default=20, help="episodes to run")
     evaluate.add_argument(
         "--seed",
         type=int,
@@ -55,6 +56,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(func=_eval)  # fmt: skip
+
+    export = subparsers.add_parser(
+        "export", help="export a training run as a controller bundle (policy.onnx + manifest)"
+    )
+    export.add_argument("run_dir", help="training run directory")
+    export.add_argument(
+        "--checkpoint",
+        default="best",
+        metavar="best|last|PATH",
+        help="best (default), last, or a checkpoint zip inside the run",
+    )
+    export.add_argument(
+        "-o", "--output", required=True, metavar="BUNDLE_DIR", help="bundle directory to write"
+    )
+    export.add_argument("--force", action="store_true", help="replace an existing bundle")
+    export.add_argument(
+        "--closed-loop-episodes",
+        type=count(0),
+        metavar="N",
+        default=3,
+        help="episodes replayed to compare outcomes with the model (default 3)",
+    )
+    export.add_argument("--json", action="store_true", help="end with a JSON report line")
+    export.set_defaults(func=_export)
 
     tb = subparsers.add_parser("tb", help="start TensorBoard on training runs")
     tb.add_argument(
@@ -70,13 +95,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="print the TensorBoard command instead of starting it",
     )
     tb.set_defaults(func=_tb)  # fmt: skip
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def _command_line() -> str:
@@ -119,13 +137,13 @@ def _report(result: TrainResult) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from robocell.envs.make import make_cell
     from robocell.envs.rollout import episode_seeds
-    from robocell.train.envs import make_env
     from robocell.train.evaluate import figure_table, model_policy, run_episodes
     from robocell.train.rundir import load_run
 
     run = load_run(args.run, args.checkpoint)
-    env = make_env(run.config)
+    env = make_cell(run.config.env_id, run.config.env_kwargs)
     try:
         policy = model_policy(run.model, run.normalizer)
         episodes = run_episodes(env, policy, episode_seeds(args.seed, args.episodes))
@@ -150,6 +168,47 @@ def _eval(args: argparse.Namespace) -> int:
     for key, row in table.items():
         ci = f"[{row['ci_low']:.4g}, {row['ci_high']:.4g}]"
         print(f"{key:32s} {row['mean']:12.4g} {ci:>27s}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from robocell.train.export import export_run
+
+    report = export_run(
+        args.run_dir,
+        args.output,
+        args.checkpoint,
+        overwrite=args.force,
+        closed_loop_episodes=args.closed_loop_episodes,
+    )
+    print(f"wrote {report.bundle_dir}")
+    print(f"  policy.onnx    sha256 {report.onnx_sha256}")
+    print(f"  manifest.json  sha256 {report.manifest_sha256}")
+    print(
+        f"  parity: {report.parity_observations} recorded observations + "
+        f"{report.boundary_cases} boundary cases, max |Δa| = {report.max_abs_diff:.3g} "
+        f"({100 * report.worst_ratio:.2g} % of the allowed 1e-5 + 1e-3·|a|)"
+    )
+    seeds = ", ".join(str(int(row["seed"])) for row in report.closed_loop)
+    print(
+        f"  closed loop: {report.closed_loop_matches}/{len(report.closed_loop)} episodes with "
+        f"the model's outcome (seeds {seeds or 'none'})"
+    )
+    for note in report.notes:
+        print(f"note: {note}")
+    if args.json:
+        row = {
+            key: getattr(report, key)
+            for key in (
+                "onnx_sha256",
+                "manifest_sha256",
+                "parity_observations",
+                "boundary_cases",
+                "max_abs_diff",
+                "worst_ratio",
+            )
+        }
+        print(json.dumps({"bundle": str(report.bundle_dir), **row}, sort_keys=True))
     return 0
 
 

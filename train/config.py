@@ -18,7 +18,7 @@ import yaml
 from robocell.agents.algos import POLICIES, check_hyperparams, check_policy_kwargs
 from robocell.errors import RobocellError
 from robocell.schema import SchemaError, parse, to_dict
-from robocell.train.improve_config import ImproveConfig
+from robocell.train.improve.config import ImproveConfig
 from robocell.util import canonical_json, load_yaml, sha256_bytes
 
 # PyYAML follows YAML 1.1, where ``3e-4`` (no dot) is a string; people write it as a number.
@@ -178,9 +178,9 @@ def _check_env_id(env_id: str) -> None:
 
 
 def _check_has_baseline(env_id: str) -> None:
-    from robocell.envs.baselines import BASELINES
+    from robocell.envs import CELLS
 
-    if env_id not in BASELINES:
+    if env_id not in CELLS:
         raise SchemaError("pretrain", f"{env_id} has no scripted controller to learn from")
 
 

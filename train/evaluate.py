@@ -14,7 +14,7 @@ import numpy as np
 
 from robocell.envs.rollout import Policy, run_episode
 from robocell.eval.stats import bootstrap_ci
-from robocell.train.normalizer import NormalizerStats
+from robocell.normalizer import NormalizerStats
 
 # Fixed bootstrap seed: the same episodes always give the same interval.
 BOOTSTRAP_SEED = 0

@@ -46,10 +46,11 @@ class PeriodicEvaluator:
 
     def evaluate(self) -> bool:
         """Run one evaluation (abandoned if a stop is requested); always lets training go on."""
-        from robocell.train.envs import make_env
+        from robocell.envs.make import make_cell
 
         if self._env is None:
-            self._env = make_env(self.config, render=self.config.eval_video)
+            render_mode = "rgb_array" if self.config.eval_video else None
+            self._env = make_cell(self.config.env_id, self.config.env_kwargs, render_mode)
         started = time.monotonic()
         stats = normalizer_of(self.venv)
         policy = model_policy(self.model, stats if stats.obs is not None else None)

@@ -18,8 +18,8 @@ from typing import Any
 
 from robocell.agents.algos import OFF_POLICY, algo_class
 from robocell.errors import RobocellError
+from robocell.normalizer import NormalizerStats, RunningStats
 from robocell.train.config import RunConfig
-from robocell.train.normalizer import NormalizerStats, RunningStats
 from robocell.train.rundir import (
     RunPaths,
     checkpoint_name,

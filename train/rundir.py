@@ -30,9 +30,9 @@ from typing import Any
 import yaml
 
 from robocell.errors import RobocellError
+from robocell.normalizer import NormalizerStats
 from robocell.schema import SchemaError, to_dict
 from robocell.train.config import RunConfig, config_digest, config_from_dict
-from robocell.train.normalizer import NormalizerStats
 from robocell.util import atomic_write_json, atomic_write_text, load_yaml
 
 

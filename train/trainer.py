@@ -77,7 +77,7 @@ class Trainer:
 
     def run(self) -> TrainResult:
         """Train until ``total_timesteps`` or a stop signal; always leave a checkpoint."""
-        from robocell.train.envs import make_vec_env
+        from robocell.train.vec_env import make_vec_env
 
         self.venv = make_vec_env(self.config)
         evaluator = None
@@ -189,73 +189,3 @@ def check_resumable(run_dir: str | Path) -> None:
     """Raise RobocellError unless ``run_dir`` is a run directory."""
     if not RunPaths(Path(run_dir)).config.exists():
         raise RobocellError(f"{run_dir}: not a run directory (no config.yaml)")
-
-
-# ---------------------------------------------------------------------- warm start
-# Added for the champion/challenger loop (robocell.train.improve): a new run whose model
-# starts from a trained model's parameters and normaliser statistics.
-from robocell.train.normalizer import NormalizerStats, RunningStats  # noqa: E402
-
-
-def start_run_from(
-    config: RunConfig,
-    run_dir: str | Path,
-    command: str,
-    parent_model_zip: str | Path,
-    parent_normalizer: NormalizerStats | None,
-    parent_reward_stats: dict[str, Any] | None = None,
-    progress: bool = True,
-) -> TrainResult:
-    """Create ``run_dir`` and train ``config.total_timesteps`` steps starting from a parent.
-
-    The policy and optimiser state come from ``parent_model_zip`` (its architecture must match
-    the config's), the observation statistics from ``parent_normalizer`` and the reward
-    normaliser's from ``parent_reward_stats`` (:meth:`RunningStats.to_dict` form); the step
-    counter starts at 0. The new run is an ordinary run directory (``--resume`` works).
-    """
-    paths = create_run_dir(run_dir, config, command)
-    trainer = WarmStartTrainer(config, paths, progress, Path(parent_model_zip),
-                               parent_normalizer, parent_reward_stats)  # fmt: skip
-    return trainer.run()
-
-
-class WarmStartTrainer(Trainer):
-    """A fresh-run :class:`Trainer` whose model starts from a trained model's parameters."""
-
-    def __init__(
-        self,
-        config: RunConfig,
-        paths: RunPaths,
-        progress: bool,
-        parent_model_zip: Path,
-        parent_normalizer: NormalizerStats | None,
-        parent_reward_stats: dict[str, Any] | None,
-    ) -> None:
-        super().__init__(config, paths, resume=False, progress=progress)
-        self.parent_model_zip = parent_model_zip
-        self.parent_normalizer = parent_normalizer
-        self.parent_reward_stats = parent_reward_stats
-
-    def _setup_model(self) -> None:
-        super()._setup_model()
-        try:
-            self.model.set_parameters(str(self.parent_model_zip), exact_match=True,
-                                      device=self.config.device)  # fmt: skip
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise RobocellError(f"{self.parent_model_zip}: cannot start from these weights "
-                                f"({exc})") from None  # fmt: skip
-        self._copy_statistics()
-
-    def _clones_demonstrations(self) -> bool:
-        return False  # the parent's weights are the starting point, not the demonstrations
-
-    def _copy_statistics(self) -> None:
-        from stable_baselines3.common.vec_env import VecNormalize
-
-        if not isinstance(self.venv, VecNormalize):
-            return
-        if self.parent_normalizer is not None:
-            self.parent_normalizer.copy_into(self.venv)
-        if self.venv.norm_reward and self.parent_reward_stats is not None:
-            stats = RunningStats.from_dict(self.parent_reward_stats, "parent reward statistics")
-            stats.copy_into(self.venv.ret_rms)
