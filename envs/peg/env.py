@@ -71,8 +71,10 @@ class PegInsertEnv(CellEnv):
     Terminated when the peg tip is ≥ 25 mm deep (success) or the contact force has exceeded
     ``force_limit_n`` (damaged part). Truncated at 300 steps (15 s) or on a physics fault.
     ``episode_metrics`` adds insertion depth and its maximum (mm), peak contact force (N),
-    damaged flag, time to insert (s; the time limit when not inserted) and the final
-    lateral error of the tip from the true hole axis (mm).
+    damaged flag, time to insert (s; the time limit when not inserted), the final
+    lateral error of the tip from the true hole axis (mm), and the episode's conditions:
+    ``position_error_mm`` (horizontal distance between the nominal and the true hole, mm; at
+    most √2 · ``position_error_mm`` of the kwargs) and ``clearance_mm`` (per side, mm).
 
     ## Arguments
     ``energy_weight`` (λ, J⁻¹), ``clearance_mm`` (per side, > 0, default 0.5),

@@ -292,16 +292,21 @@ class PegInsertTask(Task):
         }
 
     def episode_figures(self) -> dict[str, float]:
-        """Step figures plus the deepest insertion and the time to insert (s).
+        """Step figures, the deepest insertion, the time to insert (s) and the conditions.
 
-        ``time_to_insert_s`` is censored at the time limit when the peg never got in.
+        ``time_to_insert_s`` is censored at the time limit when the peg never got in. The
+        episode's conditions: ``position_error_mm``, the drawn horizontal distance between the
+        nominal and the true hole (mm), and the hole's ``clearance_mm`` per side.
         """
         inserted = self.state.inserted_at_s
+        nominal_error_m = self.hole_nominal_m[:2] - self.hole_true_m[:2]
         return {
             **self.step_figures(),
             "max_depth_mm": self.state.max_depth_mm,
             "time_to_insert_s": self.episode_time_s if inserted is None else inserted,
             "lateral_error_mm": float(np.hypot(*self.state.tcp_true_mm[:2])),
+            "position_error_mm": 1000.0 * float(np.hypot(*nominal_error_m)),
+            "clearance_mm": self.geometry.half_width_mm - PEG_HALF_MM,
         }
 
     # ------------------------------------------------------------------ frames

@@ -80,7 +80,12 @@ class VisionSortEnv(CellEnv):
     Figures in ``info`` and ``episode_metrics``, per part that was on the tray:
     ``sort_accuracy``, ``escape_rate``, ``scrap_rate``, ``lost_rate`` (knocked off the tray),
     ``picks_per_part``, ``energy_per_part_j``, ``cycle_time_per_part_s``; and the counts
-    ``empty_picks``, ``parts``, ``defective_parts``.
+    ``empty_picks``, ``parts``, ``defective_parts``. ``episode_metrics`` adds the episode's
+    look: ``light_tilt_deg`` (the light's angle off vertical, deg, 0 … ``light_tilt_deg``),
+    ``light_level`` (ambient + diffuse level over the nominal light's, 1 ± ``light_level_jitter``)
+    and ``colour_jitter`` (root mean square of the drawn offsets of the tray's and parts'
+    colour channels, 0 … ``colour_jitter``). ``parts`` and ``defective_parts`` are conditions
+    too.
 
     ## Arguments
     ``energy_weight`` (λ, J⁻¹), ``parts`` (min, max count, 1–5), ``defect_rate`` (0–1),

@@ -103,6 +103,11 @@ class Appearance:
         return tuple(float(v) for v in np.clip(np.asarray(rgb) + noise, 0.0, 1.0))
 
 
+def base_rgb(defect: str | None) -> tuple[float, float, float]:
+    """A part's colour before jitter: discoloured for a colour defect, else bare aluminium."""
+    return DISCOLOURED_RGB if defect == "colour" else GOOD_RGB
+
+
 def draw_parts(
     rng: np.random.Generator, count: int, defect_rate: float, look: Appearance
 ) -> list[PartSpec]:
@@ -128,7 +133,7 @@ def draw_parts(
             PartSpec(
                 name=f"part_{index}",
                 defect=defect,
-                rgb=look.jitter(DISCOLOURED_RGB if defect == "colour" else GOOD_RGB, rng),
+                rgb=look.jitter(base_rgb(defect), rng),
                 mark_xy_m=(float(mark[0]), float(mark[1])),
                 position_m=(float(x), float(y), TRAY_CENTRE_M[2] + PART_HALF_M[2]),
                 yaw_rad=float(rng.uniform(0.0, np.pi / 2.0)),

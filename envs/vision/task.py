@@ -11,6 +11,7 @@ from robocell.envs.core import Task
 from robocell.envs.energy import EnergyMeter
 from robocell.envs.robot import KukaIiwa
 from robocell.envs.sim import Sim, quat_from_euler, rotation_matrix
+from robocell.envs.sim_types import Light
 from robocell.envs.vision.camera import RenderClient
 from robocell.envs.vision.pick_place import TIMING, ArmPlanner, joint_move
 from robocell.envs.vision.scene import (
@@ -28,6 +29,7 @@ from robocell.envs.vision.scene import (
     TRAY_HALF_M,
     TRAY_RGB,
     Appearance,
+    base_rgb,
     bin_boxes,
     draw_parts,
 )
@@ -273,4 +275,21 @@ class VisionSortTask(Task):
             "cycle_time_per_part_s": self.attempts * self.control_period_s / n,
             "parts": n,
             "defective_parts": float(sum(p.defective for p in self.parts.values())),
+        }
+
+    def episode_figures(self) -> dict[str, float]:
+        """Sorting figures plus the episode's look: light tilt and level, colour jitter.
+
+        ``light_tilt_deg``: the light's angle off vertical (deg); ``light_level``: ambient plus
+        diffuse level over the nominal light's (1 = nominal); ``colour_jitter``: the root mean
+        square of the drawn offsets of the tray's and the parts' colour channels (0–1).
+        """
+        light, nominal = self.render_client.light, Light()
+        offsets = [np.subtract(self.tray_rgba[:3], TRAY_RGB)]
+        offsets += [np.subtract(p.rgb, base_rgb(p.defect)) for p in self.parts.values()]
+        return {
+            **self.step_figures(),
+            "light_tilt_deg": float(np.degrees(np.arccos(np.clip(light.direction[2], -1, 1)))),
+            "light_level": (light.ambient + light.diffuse) / (nominal.ambient + nominal.diffuse),
+            "colour_jitter": float(np.sqrt(np.mean(np.square(offsets)))),
         }

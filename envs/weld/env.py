@@ -55,7 +55,10 @@ class WeldSeamEnv(CellEnv):
     sideways or 80 mm up, or comes within 2 mm of the plate (crash). Truncated at 450 steps
     (45 s) or on a physics fault. Success: ≥ 95 % of the seam welded good and ≤ 2 mm of
     defects. ``episode_metrics`` adds seam coverage, good fraction, defect length (mm), mean
-    lateral error (mm), heat input (J/mm), arc time (s) and seam length (mm).
+    lateral error (mm), heat input (J/mm), arc time (s), and the episode's conditions:
+    ``seam_shape_index`` (0 straight, 1 arc, 2 s_curve: the index in ``SHAPES``),
+    ``seam_length_mm`` (mm) and ``calibration_error_mm`` (horizontal distance between the
+    plate's real and nominal pose, mm; at most √2 · ``calibration_error_mm`` of the kwargs).
 
     ## Arguments
     ``energy_weight`` (λ, J⁻¹), ``shapes`` (subset of straight/arc/s_curve),

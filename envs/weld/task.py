@@ -216,8 +216,19 @@ class WeldSeamTask(Task):
         return self.process.figures()
 
     def episode_figures(self) -> dict[str, float]:
-        """Process figures plus the seam's shape and length."""
-        return {**self.process.figures(), "seam_length_mm": self.seam.length_mm}
+        """Process figures plus the episode's conditions: seam shape and length, calibration.
+
+        ``seam_shape_index`` is the shape's index in ``SHAPES`` (0 straight, 1 arc,
+        2 s_curve); ``calibration_error_mm`` the drawn horizontal distance between the plate's
+        real and nominal pose (mm).
+        """
+        offset_m = (self.real.x_m - self.nominal.x_m, self.real.y_m - self.nominal.y_m)
+        return {
+            **self.process.figures(),
+            "seam_shape_index": float(SHAPES.index(self.seam_shape)),
+            "seam_length_mm": self.seam.length_mm,
+            "calibration_error_mm": 1000.0 * float(np.hypot(*offset_m)),
+        }
 
 
 OBSERVATION_FIELDS: list[dict[str, Any]] = [
