@@ -3,8 +3,10 @@
 The certificate (``certificate.json``) is a DSSE envelope, signed with the certifier's Ed25519
 key, around an in-toto Statement v1 whose subjects are the bundle's ``policy.onnx`` and
 ``manifest.json`` and whose predicate records the benchmark, the seeds, every criterion's
-count and bound, the continuous figures, the digests of the per-episode log and the report,
-the software and platform, and the overall verdict. Field by field in ``docs/CERTIFICATION.md``.
+count and bound, the continuous figures, the robustness table per operating condition and the
+bucket criteria, the digests of the per-episode log and of the report files (``report.md``,
+``report.html``, plots and rollout stills), the software and platform, and the overall verdict.
+Field by field in ``docs/CERTIFICATION.md``.
 """
 
 from __future__ import annotations
@@ -29,11 +31,10 @@ from robocell.errors import RobocellError, VerificationError
 from robocell.eval.decision import Evaluation, evaluate
 from robocell.eval.dsse import IN_TOTO_PAYLOAD_TYPE, sign_envelope
 from robocell.eval.keys import public_key_fingerprint
-from robocell.eval.report import write_report
+from robocell.eval.report import DEFAULT_STILL_EPISODES, render_stills, write_report
 from robocell.eval.runner import EpisodeJob, intake_bundle, run_episodes
 from robocell.eval.seeds import DERIVATION_RULE, check_commitment, commitment
-from robocell.eval.spec import BenchmarkSpec, spec_digest
-from robocell.schema import to_dict
+from robocell.eval.spec import BenchmarkSpec, spec_data, spec_digest
 from robocell.util import atomic_write_bytes, canonical_json, sha256_bytes
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -62,12 +63,14 @@ def certify(
     out_dir: str | Path,
     workers: int = 1,
     progress: bool = True,
+    stills: int = DEFAULT_STILL_EPISODES,
 ) -> CertifyResult:
     """Certify the bundle on ``spec`` and write certificate, episode log and report to ``out_dir``.
 
-    Refuses (before running anything) a master seed that does not match the commitment, an
-    ``out_dir`` that exists and is not empty, and anything that is not a fitting bundle. The
-    directory appears complete or not at all.
+    ``stills`` episodes are replayed with the bundle for the report's rollout stills (their
+    first and last frame; 0: none). Refuses (before running anything) a master seed that does
+    not match the commitment, an ``out_dir`` that exists and is not empty, and anything that is
+    not a fitting bundle. The directory appears complete or not at all.
     """
     check_commitment(master_seed_hex, commitment_hex)
     out_dir = Path(out_dir)
@@ -87,6 +90,7 @@ def certify(
         "workers": workers,
     }
     evaluation = evaluate(spec, [record["metrics"] for record in records])
+    still_images = render_stills(policy, spec, records, stills)
     predicate = {
         **_provenance(private_key),
         **_inputs(spec, policy, master_seed_hex),
@@ -94,7 +98,7 @@ def certify(
         "run": run,
     }
     statement = _write_directory(
-        out_dir, spec, evaluation, records, subjects, predicate, private_key
+        out_dir, spec, evaluation, records, subjects, predicate, still_images, private_key
     )
     return CertifyResult(out_dir / CERTIFICATE_NAME, evaluation.verdict, evaluation, statement)
 
@@ -106,6 +110,7 @@ def _write_directory(
     records: list[dict[str, Any]],
     subjects: dict[str, str],
     predicate: dict[str, Any],
+    still_images: dict[str, bytes],
     private_key: Ed25519PrivateKey,
 ) -> dict[str, Any]:
     """Write log, report and signed certificate in a staging directory, then rename it."""
@@ -119,8 +124,9 @@ def _write_directory(
             "log": LOG_NAME,
             "log_sha256": sha256_bytes(log_bytes),
         }
-        run = predicate["run"]
-        predicate["report"] = write_report(staging, spec, evaluation, records, subjects, run)
+        predicate["report"] = write_report(
+            staging, spec, evaluation, records, subjects, predicate, still_images
+        )
         statement = make_statement(subjects, predicate)
         envelope = sign_envelope(statement, private_key, IN_TOTO_PAYLOAD_TYPE)
         atomic_write_bytes(staging / CERTIFICATE_NAME, certificate_bytes(envelope))
@@ -155,7 +161,7 @@ def episode_log_bytes(records: list[dict[str, Any]]) -> bytes:
 
 def _inputs(spec: BenchmarkSpec, policy: Any, master_seed_hex: str) -> dict[str, Any]:
     return {
-        "benchmark": {"name": spec.name, "spec_digest": spec_digest(spec), "spec": to_dict(spec)},
+        "benchmark": {"name": spec.name, "spec_digest": spec_digest(spec), "spec": spec_data(spec)},
         "bundle": {"env_id": policy.env_id, "env_kwargs": policy.env_kwargs},
         "seeds": {
             "commitment": commitment(master_seed_hex),

@@ -1,10 +1,11 @@
-"""``robocell seeds new``, ``robocell keys new``, ``robocell certify`` and ``robocell verify``."""
+"""``robocell seeds new``, ``keys new``, ``certify``, ``verify`` and ``report``."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from robocell.cli_helpers import positive_int
+from robocell.cli_helpers import count, positive_int
 from robocell.errors import RobocellError
 
 
@@ -24,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     _register_certify(subparsers)
     _register_verify(subparsers)
+    _register_report(subparsers)
 
 
 def _register_certify(subparsers: argparse._SubParsersAction) -> None:
@@ -42,6 +44,14 @@ def _register_certify(subparsers: argparse._SubParsersAction) -> None:
     certify.add_argument("-o", "--output", required=True, help="certificate directory")
     certify.add_argument("--workers", type=positive_int, default=1, help="worker processes")
     certify.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    certify.add_argument(
+        "--stills",
+        type=count(0),
+        default=3,
+        metavar="N",
+        help="episodes replayed for report.html's rollout stills (first and last frame; "
+        "0: none; default 3, about 1.5 s each for a weld seam)",
+    )
     certify.set_defaults(func=_certify)
 
 
@@ -56,6 +66,14 @@ def _register_verify(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument("--workers", type=positive_int, default=1, help="worker processes")
     verify.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     verify.set_defaults(func=_verify)
+
+
+def _register_report(subparsers: argparse._SubParsersAction) -> None:
+    report = subparsers.add_parser("report", help="rebuild report.html from a verified certificate")
+    report.add_argument("certificate", help="CERT_DIR (or CERT_DIR/certificate.json)")
+    report.add_argument("--pubkey", required=True, help="certifier's public key (PEM)")
+    report.add_argument("-o", "--output", help="HTML file to write (default: CERT_DIR/report.html)")
+    report.set_defaults(func=_report)
 
 
 def _seeds_new(args: argparse.Namespace) -> int:
@@ -95,6 +113,7 @@ def _certify(args: argparse.Namespace) -> int:
         args.output,
         workers=args.workers,
         progress=not args.no_progress,
+        stills=args.stills,
     )
     print(f"benchmark: {spec.name} ({resolve_spec_path(args.benchmark)})")
     for c in result.evaluation.criteria:
@@ -102,9 +121,15 @@ def _certify(args: argparse.Namespace) -> int:
             f"  {c.name:24s} k={c.k}/{c.n}  CP lower={c.clopper_pearson_lower:.4f}  "
             f"p0={c.p0:g}  {c.verdict}"
         )
+    for b in result.evaluation.bucket_criteria:
+        print(
+            f"  {b.name:24s} k={b.k}/{b.n}  CP lower={b.clopper_pearson_lower:.4f}  "
+            f"p0={b.p0:g}  {b.verdict}"
+        )
     for f in result.evaluation.figures:
         print(f"  {f.name:24s} {f.statistic}={f.value}  CI=[{f.ci_low}, {f.ci_high}]  {f.verdict}")
     print(f"certificate: {result.certificate_path}")
+    print(f"report: {result.certificate_path.parent / 'report.html'}")
     print(f"verdict: {result.verdict}")
     return 0
 
@@ -133,4 +158,31 @@ def _verify(args: argparse.Namespace) -> int:
             return 1
         print(f"rerun: all {verified.spec.episodes} episodes reproduced exactly")
     print(f"certificate valid; verdict: {verified.verdict}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from robocell.eval.report import HTML_NAME, rebuild_html
+    from robocell.eval.verify import verify_certificate
+    from robocell.util import atomic_write_bytes, sha256_bytes
+
+    verified = verify_certificate(args.certificate, args.pubkey)
+    data = rebuild_html(verified).encode()
+    output = Path(args.output) if args.output else verified.path.parent / HTML_NAME
+    if output.is_dir():
+        raise RobocellError(f"-o {output}: is a directory; give an HTML file name")
+    if output.exists() and output.read_bytes() != data:
+        raise RobocellError(
+            f"{output}: exists and differs from the rebuilt report; choose another -o"
+        )
+    atomic_write_bytes(output, data, mode=0o644)
+    signed = verified.predicate["report"].get(HTML_NAME)
+    if signed is None:
+        note = "the certificate signs no report.html"
+    elif signed == sha256_bytes(data):
+        note = "identical to the signed report.html"
+    else:
+        note = "differs from the signed report.html (made by another robocell version)"
+    print(f"certificate valid; verdict: {verified.verdict}")
+    print(f"report: {output} ({note})")
     return 0

@@ -1,5 +1,9 @@
 """The decision of a certificate: criteria counts and bounds, continuous figures, verdict.
 
+Bucket criteria (a criterion required of one condition bucket's episodes alone) are tested
+like the spec's own criteria, at the same α/m; the robustness table comes along
+(:mod:`robocell.eval.robustness`).
+
 :func:`evaluate` is a pure function of the spec and the per-episode metrics, so the certifier
 and the verifier compute the same numbers from the same episode log.
 """
@@ -13,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from robocell.eval.conditions import bucket_criteria
+from robocell.eval.robustness import ConditionResult, bucket_episodes, robustness_table
 from robocell.eval.spec import BenchmarkSpec, Criterion, Figure
-from robocell.eval.stats import bootstrap_ci, clopper_pearson_lower, iqm, wilson_lower
+from robocell.eval.stats import binomial_bounds, bootstrap_ci, iqm
 
 PASS, FAIL, INFO = "PASS", "FAIL", "INFO"
 PASSED, FAILED = "PASSED", "FAILED"
@@ -36,6 +42,14 @@ class CriterionResult:
     clopper_pearson_lower: float
     wilson_lower: float
     verdict: str
+
+
+@dataclass
+class BucketCriterionResult(CriterionResult):
+    """A criterion tested on one condition bucket's episodes: n and k count those alone."""
+
+    condition: str
+    bucket: str
 
 
 @dataclass
@@ -71,6 +85,8 @@ class Evaluation:
 
     criteria: list[CriterionResult]
     figures: list[FigureResult]
+    bucket_criteria: list[BucketCriterionResult]
+    robustness: list[ConditionResult]
     verdict: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,30 +98,56 @@ def evaluate(spec: BenchmarkSpec, episodes: Sequence[Metrics]) -> Evaluation:
     """Apply the spec's decision rule to the metrics of all its episodes."""
     if len(episodes) != spec.episodes:
         raise ValueError(f"the spec needs {spec.episodes} episodes, got {len(episodes)}")
-    criteria = [_criterion(spec, c, episodes) for c in spec.criteria]
+    criteria = [CriterionResult(**_test(spec, c, c.p0, episodes)) for c in spec.criteria]
     figures = [_figure(spec, f, episodes) for f in spec.figures]
-    passed = all(c.verdict == PASS for c in criteria) and all(f.verdict != FAIL for f in figures)
-    return Evaluation(criteria, figures, PASSED if passed else FAILED)
+    in_buckets = _bucket_criteria(spec, episodes)
+    passed = all(c.verdict == PASS for c in [*criteria, *in_buckets]) and all(
+        f.verdict != FAIL for f in figures
+    )
+    return Evaluation(
+        criteria,
+        figures,
+        in_buckets,
+        robustness_table(spec, episodes),
+        PASSED if passed else FAILED,
+    )
 
 
-def _criterion(spec: BenchmarkSpec, criterion: Criterion, episodes: Sequence[Metrics]) -> Any:
+def _test(
+    spec: BenchmarkSpec, criterion: Criterion, p0: float, episodes: Sequence[Metrics]
+) -> dict[str, Any]:
+    """k of n episodes satisfying the criterion's event, its bounds at α/m and the verdict."""
     n = len(episodes)
     k = sum(criterion.holds(m.get(criterion.metric)) for m in episodes)
     alpha = spec.alpha_per_criterion
-    bound = clopper_pearson_lower(k, n, alpha)
-    return CriterionResult(
-        name=criterion.name,
-        metric=criterion.metric,
-        op=criterion.op,
-        value=criterion.value,
-        p0=criterion.p0,
-        n=n,
-        k=k,
-        alpha=alpha,
-        clopper_pearson_lower=bound,
-        wilson_lower=wilson_lower(k, n, alpha),
-        verdict=PASS if bound >= criterion.p0 else FAIL,
-    )
+    bound, wilson = binomial_bounds(k, n, alpha)
+    return {
+        "name": criterion.name,
+        "metric": criterion.metric,
+        "op": criterion.op,
+        "value": criterion.value,
+        "p0": p0,
+        "n": n,
+        "k": k,
+        "alpha": alpha,
+        "clopper_pearson_lower": bound,
+        "wilson_lower": wilson,
+        "verdict": PASS if bound >= p0 else FAIL,
+    }
+
+
+def _bucket_criteria(
+    spec: BenchmarkSpec, episodes: Sequence[Metrics]
+) -> list[BucketCriterionResult]:
+    """Each bucket criterion, tested on its bucket's episodes (an empty bucket fails)."""
+    criteria = {c.name: c for c in spec.criteria}
+    results = []
+    for condition, bucket, required in bucket_criteria(spec.conditions):
+        members = bucket_episodes(condition, bucket, episodes)
+        test = _test(spec, criteria[required.criterion], required.p0, members)
+        test["name"] = f"{required.criterion}[{condition.name}={bucket.name}]"
+        results.append(BucketCriterionResult(**test, condition=condition.name, bucket=bucket.name))
+    return results
 
 
 def _figure(spec: BenchmarkSpec, figure: Figure, episodes: Sequence[Metrics]) -> FigureResult:

@@ -28,11 +28,22 @@ def clopper_pearson_lower(k: int, n: int, alpha: float) -> float:
 def wilson_lower(k: int, n: int, alpha: float) -> float:
     """One-sided (1 − α) Wilson score lower bound on p after k successes in n trials."""
     _check_counts(k, n, alpha)
-    z = float(sps.norm.ppf(1.0 - alpha))
-    p_hat = k / n
-    centre = p_hat + z * z / (2 * n)
-    spread = z * np.sqrt(p_hat * (1 - p_hat) / n + z * z / (4 * n * n))
-    return float(max(0.0, (centre - spread) / (1 + z * z / n)))
+    return _wilson(k, n, float(sps.norm.ppf(1.0 - alpha)))[0]
+
+
+def wilson_interval(k: int, n: int, confidence: float) -> tuple[float, float]:
+    """Two-sided Wilson score interval on p at ``confidence``; (0, 1) when n = 0."""
+    if n == 0:
+        return 0.0, 1.0
+    _check_counts(k, n, 1.0 - confidence)
+    return _wilson(k, n, float(sps.norm.ppf(0.5 + confidence / 2.0)))
+
+
+def binomial_bounds(k: int, n: int, alpha: float) -> tuple[float, float]:
+    """Clopper–Pearson and Wilson lower bounds at level α; both 0 when n = 0 (no evidence)."""
+    if n == 0:
+        return 0.0, 0.0
+    return clopper_pearson_lower(k, n, alpha), wilson_lower(k, n, alpha)
 
 
 def episodes_needed(p0: float, alpha: float) -> int:
@@ -96,6 +107,14 @@ def bootstrap_ci(
         rng=np.random.default_rng(seed),
     )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def _wilson(k: int, n: int, z: float) -> tuple[float, float]:
+    p_hat = k / n
+    centre = p_hat + z * z / (2 * n)
+    spread = z * np.sqrt(p_hat * (1 - p_hat) / n + z * z / (4 * n * n))
+    scale = 1 + z * z / n
+    return float(max(0.0, (centre - spread) / scale)), float(min(1.0, (centre + spread) / scale))
 
 
 def _check_counts(k: int, n: int, alpha: float) -> None:

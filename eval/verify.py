@@ -5,7 +5,8 @@ failure: the file is the canonical serialisation of a DSSE envelope; the payload
 Ed25519 signature over the PAE with the given key; the in-toto Statement type, subjects and
 predicate type; the benchmark spec against its digest; the master seed against its
 commitment; the per-episode log against its digest, its episode count and every derived seed;
-every criterion, figure and the verdict recomputed from the log; the report files against their
+every criterion, bucket criterion, figure, the robustness table and the verdict recomputed from
+the log; the report files (``report.md``, ``report.html``, plots, stills) against their
 digests; and, given a bundle, its files against the subject digests.
 """
 
@@ -39,6 +40,10 @@ from robocell.util import sha256_bytes, sha256_file
 
 # Recomputed statistics may differ from the signed ones in the last bits on another platform.
 RELATIVE_TOLERANCE = 1e-9
+# Results that certificates issued before operating conditions existed do not carry: absent,
+# they must recompute to an empty list (a spec without conditions).
+RESULTS = ("criteria", "figures", "verdict")
+RESULTS_SINCE_CONDITIONS = ("bucket_criteria", "robustness")
 
 
 @dataclass
@@ -228,8 +233,10 @@ def _check_log(cert_dir: Path, predicate: dict[str, Any], spec: BenchmarkSpec) -
 
 def _check_decision(predicate: dict[str, Any], spec: BenchmarkSpec, episodes: list[Any]) -> None:
     recomputed = evaluate(spec, [record["metrics"] for record in episodes]).to_dict()
-    for key in ("criteria", "figures", "verdict"):
-        if not _same(recomputed[key], _field(predicate, key)):
+    signed = {key: _field(predicate, key) for key in RESULTS}
+    signed |= {key: predicate.get(key, []) for key in RESULTS_SINCE_CONDITIONS}
+    for key, value in signed.items():
+        if not _same(recomputed[key], value):
             raise VerificationError(f"predicate {key} differ from those recomputed from the log")
 
 

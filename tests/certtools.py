@@ -3,11 +3,15 @@
 ``write_scripted_weld_bundle`` writes the weld cell's :class:`ScriptedWelder` as a bundle
 (:mod:`robocell.agents.scripted`); ``write_random_weld_bundle`` writes an untrained policy (a
 random linear map squashed by tanh), a real bundle that
-:func:`robocell.agents.bundle.policy.load_bundle` accepts.
+:func:`robocell.agents.bundle.policy.load_bundle` accepts. The specs are small benchmark specs;
+``read_statement`` and ``resign`` open and re-sign certificates as a dishonest key holder would.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,11 @@ from onnx import helper, numpy_helper
 
 from robocell.agents.scripted import export_scripted, vector_policy_model, write_model_bundle
 from robocell.envs.weld.task import OBSERVATION_FIELDS
+from robocell.eval.certify import certificate_bytes, certify
+from robocell.eval.dsse import sign_envelope
+from robocell.eval.keys import load_private_key
+from robocell.eval.seeds import commitment
+from robocell.eval.spec import parse_spec
 
 WELD_ID = "robocell/WeldSeam-v0"
 OBS_DIM = len(OBSERVATION_FIELDS)
@@ -72,3 +81,72 @@ def small_weld_spec(episodes: int, p0: float = 0.5, env_id: str = WELD_ID) -> di
         ],
         "bootstrap": {"seed": 0, "resamples": 999, "confidence": 0.95},
     }
+
+
+def conditioned_weld_spec(episodes: int, p0: float = 0.5) -> dict[str, Any]:
+    """:func:`small_weld_spec` with three operating conditions for the robustness table.
+
+    The ``seam_length`` condition's one bucket holds every seam (120–250 mm) and requires
+    ``success`` with ``p0`` of it: a bucket criterion that the scripted welder passes, and the
+    third of m = 3 tests.
+    """
+    data = small_weld_spec(episodes, p0)
+    data["conditions"] = [
+        {
+            "name": "seam_shape",
+            "metric": "seam_shape_index",
+            "description": "0 straight, 1 arc, 2 S-curve",
+            "buckets": [
+                {"name": "straight", "equals": 0},
+                {"name": "arc", "equals": 1},
+                {"name": "s_curve", "equals": 2},
+            ],
+        },
+        {
+            "name": "calibration_error",
+            "metric": "calibration_error_mm",
+            "unit": "mm",
+            "buckets": [
+                {"name": "under 2 mm", "high": 2.0},
+                {"name": "2 mm and over", "low": 2.0},
+            ],
+        },
+        {
+            "name": "seam_length",
+            "metric": "seam_length_mm",
+            "unit": "mm",
+            "buckets": [
+                {"name": "any", "low": 100.0, "criteria": [{"criterion": "success", "p0": p0}]}
+            ],
+        },
+    ]
+    return data
+
+
+def certify_quietly(
+    bundle: Path, spec: dict[str, Any], master_seed: str, key: Path, out: Path, stills: int = 0
+) -> Path:
+    """Certify ``bundle`` on a spec given as plain data, without a progress bar; the cert dir."""
+    result = certify(
+        bundle,
+        parse_spec(spec),
+        master_seed,
+        commitment(master_seed),
+        load_private_key(key),
+        out,
+        progress=False,
+        stills=stills,
+    )
+    return result.certificate_path.parent
+
+
+def read_statement(cert: Path) -> dict[str, Any]:
+    """The in-toto statement inside a certificate file (not verified)."""
+    return json.loads(base64.b64decode(json.loads(cert.read_text())["payload"]))
+
+
+def resign(cert: Path, key: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Edit the statement and sign it again (what a dishonest key holder can do)."""
+    statement = read_statement(cert)
+    edit(statement)
+    cert.write_bytes(certificate_bytes(sign_envelope(statement, load_private_key(key))))

@@ -143,7 +143,7 @@ def test_every_cell_has_a_benchmark_whose_metrics_it_reports(env_id: str) -> Non
     env.close()
     reported = set(info["episode_metrics"])
     needed = {c.metric for c in spec.criteria if c.if_missing is None}
-    needed |= {f.metric for f in spec.figures}
+    needed |= {f.metric for f in spec.figures} | {c.metric for c in spec.conditions}
     assert needed <= reported, sorted(needed - reported)
 
 
