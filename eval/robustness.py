@@ -52,7 +52,9 @@ class ConditionResult:
     buckets: list[BucketResult]
 
 
-def bucket_episodes(condition: Condition, bucket: Bucket, episodes: Sequence[Metrics]) -> list:
+def bucket_episodes(
+    condition: Condition, bucket: Bucket, episodes: Sequence[Metrics]
+) -> list[Metrics]:
     """The episodes whose value of the condition's metric lies in the bucket, in order."""
     return [m for m in episodes if bucket.contains(m.get(condition.metric))]
 

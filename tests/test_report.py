@@ -22,6 +22,7 @@ from certtools import (
 
 from robocell.cli import main
 from robocell.eval.keys import generate_keypair
+from robocell.eval.report.html import render_html
 from robocell.eval.report.stills import pick_episodes
 from robocell.eval.verify import verify_certificate
 from robocell.util import sha256_bytes, sha256_file
@@ -118,6 +119,17 @@ def test_report_html_shows_verdict_criteria_robustness_and_digests(world: dict[s
     digests += [sha256_file(world["bundle"] / name) for name in ("policy.onnx", "manifest.json")]
     assert all(digest in page for digest in digests)
     assert "robocell verify CERT_DIR/certificate.json --pubkey" in page
+
+
+def test_text_from_the_spec_is_escaped(world: dict[str, Any]) -> None:
+    verified = verify_certificate(world["cert_dir"], world["pub"])
+    predicate = json.loads(json.dumps(verified.predicate))
+    spec = predicate["benchmark"]["spec"]
+    spec["description"] = "<script>alert('spec')</script>"
+    spec["conditions"][0]["buckets"][0]["name"] = "<img src=x onerror=alert(1)>"
+    page = render_html(predicate, verified.subject_digests, verified.episodes, {})
+    assert "<script" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;alert(&#x27;spec&#x27;)&lt;/script&gt;" in page
 
 
 def test_stills_are_first_and_last_frames_of_replayed_episodes(world: dict[str, Any]) -> None:

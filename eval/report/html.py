@@ -15,6 +15,7 @@ from typing import Any
 from robocell.eval.report.heatmap import robustness_section
 from robocell.eval.report.page import esc, image, number, page, table, verdict
 from robocell.eval.report.stills import STILLS_DIR
+from robocell.eval.robustness import is_success
 from robocell.eval.spec import BenchmarkSpec, parse_spec
 
 HTML_NAME = "report.html"
@@ -161,7 +162,7 @@ def _stills(spec: BenchmarkSpec, episodes: list[dict[str, Any]], images: dict[st
 
 def _still_card(spec: BenchmarkSpec, record: dict[str, Any], shots: dict[str, bytes]) -> str:
     metrics = record["metrics"]
-    outcome = "success" if (metrics.get("success") or 0.0) >= 1.0 else "failure"
+    outcome = "success" if is_success(metrics) else "failure"
     facts = [outcome, f"energy {number(metrics.get('energy_j'))} J"]
     facts.append(f"cycle time {number(metrics.get('cycle_time_s'))} s")
     for condition in spec.conditions:
