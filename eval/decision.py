@@ -1,7 +1,11 @@
-"""The decision of a certificate: criteria counts and bounds, continuous figures, verdict.
+"""The decision of a certificate: criteria counts and bounds, continuous figures, the action
+gate, verdict.
 
 :func:`evaluate` is a pure function of the spec and the per-episode metrics, so the certifier
-and the verifier compute the same numbers from the same episode log.
+and the verifier compute the same numbers from the same episode log. Besides the spec's
+criteria, every certificate has the action gate (:class:`ActionGate`): a controller multiplies
+the bundle's raw output by its scale, so one output outside the bundle's bounds on any
+certified step fails the certificate, whatever the cell did with it (it clips).
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from robocell.eval.stats import bootstrap_ci, clopper_pearson_lower, iqm, wilson
 PASS, FAIL, INFO = "PASS", "FAIL", "INFO"
 PASSED, FAILED = "PASSED", "FAILED"
 Metrics = dict[str, float | None]
+#: Per-episode metric the runner records: steps whose action was non-finite, of the wrong
+#: shape or outside the bundle's bounds.
+INVALID_ACTIONS = "invalid_actions"
 
 
 @dataclass
@@ -66,11 +73,26 @@ class FigureResult:
 
 
 @dataclass
+class ActionGate:
+    """Every certified step's action within the bundle's bounds, in every episode.
+
+    An episode whose log lacks the count counts as one with invalid actions.
+    """
+
+    metric: str
+    n: int
+    episodes_with_invalid_actions: int
+    invalid_steps: int
+    verdict: str
+
+
+@dataclass
 class Evaluation:
     """All results and the overall verdict (``PASSED``/``FAILED``)."""
 
     criteria: list[CriterionResult]
     figures: list[FigureResult]
+    actions: ActionGate
     verdict: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,8 +106,24 @@ def evaluate(spec: BenchmarkSpec, episodes: Sequence[Metrics]) -> Evaluation:
         raise ValueError(f"the spec needs {spec.episodes} episodes, got {len(episodes)}")
     criteria = [_criterion(spec, c, episodes) for c in spec.criteria]
     figures = [_figure(spec, f, episodes) for f in spec.figures]
+    actions = action_gate(episodes)
     passed = all(c.verdict == PASS for c in criteria) and all(f.verdict != FAIL for f in figures)
-    return Evaluation(criteria, figures, PASSED if passed else FAILED)
+    verdict = PASSED if passed and actions.verdict == PASS else FAILED
+    return Evaluation(criteria, figures, actions, verdict)
+
+
+def action_gate(episodes: Sequence[Metrics]) -> ActionGate:
+    """PASS when no episode has a step with an invalid action (a missing count is invalid)."""
+    counts = [m.get(INVALID_ACTIONS) for m in episodes]
+    bad = [c for c in counts if c is None or not math.isfinite(c) or c != 0]
+    steps = sum(int(c) for c in bad if c is not None and math.isfinite(c))
+    return ActionGate(
+        metric=INVALID_ACTIONS,
+        n=len(episodes),
+        episodes_with_invalid_actions=len(bad),
+        invalid_steps=steps,
+        verdict=FAIL if bad else PASS,
+    )
 
 
 def _criterion(spec: BenchmarkSpec, criterion: Criterion, episodes: Sequence[Metrics]) -> Any:

@@ -72,6 +72,10 @@ def _markdown(
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
         *(_criterion_row(c) for c in evaluation.criteria),
         "",
+        f"Action gate: {evaluation.actions.episodes_with_invalid_actions} of "
+        f"{evaluation.actions.n} episodes had an action outside the bundle's bounds "
+        f"({evaluation.actions.invalid_steps} steps): {evaluation.actions.verdict}.",
+        "",
         "## Continuous figures",
         "",
         f"Percentile bootstrap, {spec.bootstrap.resamples} resamples, seed "

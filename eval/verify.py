@@ -228,7 +228,7 @@ def _check_log(cert_dir: Path, predicate: dict[str, Any], spec: BenchmarkSpec) -
 
 def _check_decision(predicate: dict[str, Any], spec: BenchmarkSpec, episodes: list[Any]) -> None:
     recomputed = evaluate(spec, [record["metrics"] for record in episodes]).to_dict()
-    for key in ("criteria", "figures", "verdict"):
+    for key in ("criteria", "figures", "actions", "verdict"):
         if not _same(recomputed[key], _field(predicate, key)):
             raise VerificationError(f"predicate {key} differ from those recomputed from the log")
 
