@@ -11,7 +11,7 @@ import sys
 import textwrap
 from collections import Counter
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,13 +19,14 @@ import pytest
 
 from robocell.cli import main
 from robocell.errors import RobocellError
+from robocell.eval.release.clock import MAX_CLOCK_SKEW_S, TEST_CLOCK_ENV, event_time
 from robocell.eval.release.ledger import (
     GENESIS_HASH,
     Draft,
     EventKind,
+    LedgerBroken,
     LedgerConflict,
     chain,
-    event_time,
     open_ledger,
 )
 
@@ -58,6 +59,16 @@ def _tamper(path: Path, *statements: str) -> None:
         conn.execute(statement)
     conn.commit()
     conn.close()
+
+
+def _rows(path: Path) -> list[dict]:
+    with open_ledger(path, create=False) as ledger:
+        return list(ledger.store.records())
+
+
+def _robocell(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "robocell", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
 def _verify(path: Path):
@@ -126,12 +137,23 @@ def test_amounts_that_are_not_strings_are_refused(tmp_path, amount):
         _append(tmp_path / "ledger.sqlite", _draft(body={"lines": [{"amount": amount}]}))
 
 
-def test_time_never_goes_backwards():
+def test_time_never_goes_backwards(monkeypatch):
+    monkeypatch.setenv(TEST_CLOCK_ENV, "1")
     head = chain(None, _draft())
     later = datetime(2025, 1, 11, tzinfo=timezone.utc)
     assert event_time(later, head) == "2025-01-11T00:00:00Z"
     with pytest.raises(RobocellError, match="before the ledger's last entry"):
         event_time(datetime(2025, 1, 9, tzinfo=timezone.utc), head)
+
+
+@pytest.mark.parametrize("seconds", [MAX_CLOCK_SKEW_S + 5, -MAX_CLOCK_SKEW_S - 5])
+def test_a_decision_time_off_the_clock_needs_the_test_clock(monkeypatch, seconds):
+    monkeypatch.delenv(TEST_CLOCK_ENV, raising=False)
+    moved = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+    with pytest.raises(RobocellError, match=f"more than {MAX_CLOCK_SKEW_S} s from the system"):
+        event_time(moved, None)
+    monkeypatch.setenv(TEST_CLOCK_ENV, "1")
+    assert event_time(moved, None) == moved.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_rows_cannot_be_updated_or_deleted(tmp_path):
@@ -244,13 +266,57 @@ def test_ledger_urls_and_bad_locations(tmp_path, monkeypatch):
     with open_ledger(f"sqlite:///{tmp_path}/abs.sqlite") as ledger:
         assert Path(ledger.store.location) == tmp_path / "abs.sqlite"
     assert (tmp_path / "rel" / "ledger.sqlite").is_file() and (tmp_path / "abs.sqlite").is_file()
-    with pytest.raises(RobocellError, match="no backend for 'postgresql'"):
-        open_ledger("postgresql://db.example/ledger")
+    with pytest.raises(RobocellError, match="no backend for 'mysql'"):
+        open_ledger("mysql://db.example/ledger")
     with pytest.raises(RobocellError, match="no ledger here"):
         open_ledger(tmp_path / "missing.sqlite", create=False)
     (tmp_path / "notes.txt").write_text("not a database, just text " * 100)
     with pytest.raises(RobocellError, match="not a ledger"):
         open_ledger(tmp_path / "notes.txt")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM events WHERE kind = 'RELEASED'",
+        "DELETE FROM events WHERE seq = 1",
+        'UPDATE events SET body = \'{"amount":"1.00"}\' WHERE seq = 1',
+    ],
+    ids=["deleted-last", "deleted-first", "edited"],
+)
+def test_a_write_never_extends_a_broken_chain(tmp_path, statement):
+    """Edited behind the triggers, the ledger must not take a new entry (a second release
+    would then verify as intact)."""
+    path = tmp_path / "ledger.sqlite"
+    _append(path, _draft("CERTIFIED", body={"amount": "10.00"}), _draft("RELEASED"))
+    _tamper(path, statement)
+    before = _rows(path)
+    with pytest.raises(LedgerBroken, match=r"chain is broken .* nothing was written"):
+        _append(path, _draft("CERTIFIED", body={"amount": "10.00"}), _draft("RELEASED"))
+    assert _rows(path) == before
+
+
+def test_an_unrelated_sqlite_database_is_not_made_a_ledger(tmp_path):
+    path = tmp_path / "finance.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, amount TEXT)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(RobocellError, match=r"other tables \(invoices\), not a ledger"):
+        open_ledger(path)
+    tables = sqlite3.connect(path).execute("SELECT name FROM sqlite_master").fetchall()
+    assert tables == [("invoices",)]
+
+
+@pytest.mark.parametrize("where", ["a-directory", "under-a-file"])
+def test_a_ledger_path_that_cannot_be_a_file_is_a_clear_error(tmp_path, where):
+    (tmp_path / "file").write_text("x")
+    path = tmp_path if where == "a-directory" else tmp_path / "file" / "ledger.sqlite"
+    show = _robocell("ledger", "show", "--ledger", str(path))
+    dispute = _robocell("dispute", "C", "M", "--reason", "x", "--ledger", str(path))
+    for run in (show, dispute):
+        assert run.returncode == 2, run.stderr
+        assert str(path) in run.stderr and "Traceback" not in run.stderr
 
 
 def _race_worker(path: str, barrier, results, unconditional: bool) -> None:
