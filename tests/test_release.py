@@ -297,12 +297,12 @@ def _release_worker(cert, contract, bundle, ledger_path, barrier, results) -> No
     results.put((outcome.status, outcome.replayed, json.dumps(outcome.instruction, sort_keys=True)))
 
 
-def test_racing_release_processes_release_once(tmp_path, certified):
+def test_racing_release_processes_release_once(tmp_path, certified, ledger_backend):
     racers = 4
     contract = write_contract(tmp_path, certified)
     context = multiprocessing.get_context("fork")
     barrier, results = context.Barrier(racers), context.Queue()
-    args = (certified.passed, contract, certified.scripted, tmp_path / "ledger.sqlite")
+    args = (certified.passed, contract, certified.scripted, ledger_backend.url)
     workers = [
         context.Process(target=_release_worker, args=(*args, barrier, results))
         for _ in range(racers)
@@ -318,7 +318,26 @@ def test_racing_release_processes_release_once(tmp_path, certified):
         ("RELEASED", True): racers - 1,
     }
     assert len({instruction for _, _, instruction in outcomes}) == 1
-    assert kinds(tmp_path) == ["CERTIFIED", "RELEASED"]
+    with open_ledger(ledger_backend.url, create=False) as ledger:
+        assert ledger.verify().ok
+        assert [event.kind for event in ledger.events()] == ["CERTIFIED", "RELEASED"]
+
+
+def test_release_on_a_postgresql_ledger_named_by_the_environment(
+    tmp_path, certified, postgres, monkeypatch, capsys
+):
+    url = postgres.new_database()
+    monkeypatch.setenv("ROBOCELL_LEDGER", url)
+    monkeypatch.chdir(tmp_path)  # where the default ledger.sqlite would appear
+    contract = write_contract(tmp_path, certified)
+    argv = ["release", str(certified.passed), "--contract", str(contract)]
+    argv += ["--bundle", str(certified.scripted), "-o", str(tmp_path / "payment.json")]
+    assert main(argv) == 0
+    first = (tmp_path / "payment.json").read_bytes()
+    assert main(argv) == 0 and (tmp_path / "payment.json").read_bytes() == first
+    assert main(["ledger", "verify"]) == 0
+    assert "chain intact, 2 entries" in capsys.readouterr().out
+    assert not (tmp_path / "ledger.sqlite").exists()
 
 
 _KILL_SCRIPT = textwrap.dedent(

@@ -17,6 +17,18 @@ EventKind = Literal["CERTIFIED", "RELEASED", "REJECTED", "DISPUTED"]
 EVENT_KINDS: tuple[str, ...] = ("CERTIFIED", "RELEASED", "REJECTED", "DISPUTED")
 #: ``prev_hash`` of the first entry.
 GENESIS_HASH = "0" * 64
+#: What a store keeps of an event, column by column (:meth:`Event.to_record`).
+RECORD_COLUMNS = (
+    "seq",
+    "kind",
+    "contract_id",
+    "milestone_id",
+    "certificate_sha256",
+    "recorded_at",
+    "body",
+    "prev_hash",
+    "row_hash",
+)
 
 
 @dataclass(frozen=True)

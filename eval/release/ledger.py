@@ -30,6 +30,7 @@ from robocell.eval.release.events import GENESIS_HASH, Draft, Event, EventKind, 
 __all__ = [
     "DEFAULT_LEDGER",
     "GENESIS_HASH",
+    "LEDGER_FORMAT",
     "ChainReport",
     "Draft",
     "Event",
@@ -46,6 +47,8 @@ __all__ = [
 
 #: Where ``--ledger`` points when it is not given.
 DEFAULT_LEDGER = "ledger.sqlite"
+#: Written into every store's ``ledger_meta``; a store with another format is refused.
+LEDGER_FORMAT = "robocell-ledger/1"
 #: Tries of a write that the store aborted for a transient conflict (serialisation, deadlock).
 WRITE_ATTEMPTS = 8
 T = TypeVar("T")

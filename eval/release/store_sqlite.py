@@ -19,24 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from robocell.errors import RobocellError
-from robocell.eval.release.events import Event
-from robocell.eval.release.ledger import LedgerConflict
+from robocell.eval.release.events import RECORD_COLUMNS, Event
+from robocell.eval.release.ledger import LEDGER_FORMAT, LedgerConflict
 
-#: Written into ``ledger_meta``; a file with another format is refused.
-LEDGER_FORMAT = "robocell-ledger/1"
 #: Seconds a writer waits for another process's transaction before giving up.
 BUSY_TIMEOUT_S = 60.0
-_COLUMNS = (
-    "seq",
-    "kind",
-    "contract_id",
-    "milestone_id",
-    "certificate_sha256",
-    "recorded_at",
-    "body",
-    "prev_hash",
-    "row_hash",
-)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -192,7 +179,7 @@ class _SqliteTransaction:
 
     def head(self) -> Event | None:
         row = self._conn.execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM events ORDER BY seq DESC LIMIT 1"
+            f"SELECT {', '.join(RECORD_COLUMNS)} FROM events ORDER BY seq DESC LIMIT 1"
         ).fetchone()
         return Event.from_record(dict(row)) if row else None
 
@@ -207,10 +194,10 @@ class _SqliteTransaction:
 
     def insert(self, event: Event) -> None:
         record = event.to_record()
-        placeholders = ", ".join(f":{name}" for name in _COLUMNS)
+        placeholders = ", ".join(f":{name}" for name in RECORD_COLUMNS)
         try:
             self._conn.execute(
-                f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({placeholders})", record
+                f"INSERT INTO events ({', '.join(RECORD_COLUMNS)}) VALUES ({placeholders})", record
             )
         except sqlite3.IntegrityError as exc:
             raise LedgerConflict(
@@ -221,7 +208,7 @@ class _SqliteTransaction:
 
 def _history(conn: sqlite3.Connection, contract_id: str, milestone_id: str) -> list[Event]:
     rows = conn.execute(
-        f"SELECT {', '.join(_COLUMNS)} FROM events "
+        f"SELECT {', '.join(RECORD_COLUMNS)} FROM events "
         "WHERE contract_id = ? AND milestone_id = ? ORDER BY seq",
         (contract_id, milestone_id),
     )
@@ -229,7 +216,7 @@ def _history(conn: sqlite3.Connection, contract_id: str, milestone_id: str) -> l
 
 
 def _records(conn: sqlite3.Connection) -> Iterator[dict[str, Any]]:
-    for row in conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM events ORDER BY seq"):
+    for row in conn.execute(f"SELECT {', '.join(RECORD_COLUMNS)} FROM events ORDER BY seq"):
         yield dict(row)
 
 
