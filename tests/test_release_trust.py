@@ -74,25 +74,36 @@ def test_a_second_instruction_for_a_milestone_carries_the_same_idempotency_key(
 
 
 # ---------------------------------------------------------------- the decision time
-@pytest.mark.parametrize("hours", [72.0, -80.0], ids=["ahead", "backdated"])
-def test_now_far_from_the_clock_cannot_skip_the_dispute_window(
-    tmp_path: Path, certified: Certified, capsys: pytest.CaptureFixture, hours: float
+def _hours_from_now(hours: float) -> str:
+    return format_time(datetime.now(timezone.utc) + timedelta(hours=hours))
+
+
+def test_now_ahead_of_the_clock_cannot_skip_the_dispute_window(
+    tmp_path: Path, certified: Certified, capsys: pytest.CaptureFixture
 ) -> None:
     contract = write_contract(tmp_path, certified, dispute_window_hours=72)
-    moved = format_time(datetime.now(timezone.utc) + timedelta(hours=hours))
     args = (certified.passed, contract, certified.scripted, tmp_path)
-    assert release_cli(*args, "--now", moved) == 2
+    assert release_cli(*args) == 3  # CERTIFIED now, the window open for 72 h
+    assert release_cli(*args, "--now", _hours_from_now(72)) == 2
+    assert "from the system clock" in capsys.readouterr().err
+    assert kinds(tmp_path) == ["CERTIFIED"] and not (tmp_path / "payment.json").exists()
+
+
+def test_a_backdated_certification_cannot_skip_the_dispute_window(
+    tmp_path: Path, certified: Certified, capsys: pytest.CaptureFixture
+) -> None:
+    contract = write_contract(tmp_path, certified, dispute_window_hours=72)
+    args = (certified.passed, contract, certified.scripted, tmp_path)
+    assert release_cli(*args, "--now", _hours_from_now(-80)) == 2
     assert "from the system clock" in capsys.readouterr().err
     assert kinds(tmp_path) == []
-    if hours < 0:
-        # Had the certification been dated back, this run would have found the window closed.
-        assert release_cli(*args) == 3
-        assert kinds(tmp_path) == ["CERTIFIED"] and not (tmp_path / "payment.json").exists()
+    assert release_cli(*args) == 3  # dated back, the window would have closed already
+    assert kinds(tmp_path) == ["CERTIFIED"] and not (tmp_path / "payment.json").exists()
 
 
 def test_now_within_the_skew_is_accepted(tmp_path: Path, certified: Certified) -> None:
     contract = write_contract(tmp_path, certified)
-    nudged = format_time(datetime.now(timezone.utc) + timedelta(seconds=60))
+    nudged = _hours_from_now(1 / 60)
     args = (certified.passed, contract, certified.scripted, tmp_path)
     assert release_cli(*args, "--now", nudged) == 0
     assert _instruction(tmp_path)["released_at"] == nudged
@@ -103,7 +114,7 @@ def test_a_ledger_dated_in_the_future_is_not_extended(
 ) -> None:
     contract = write_contract(tmp_path, certified, dispute_window_hours=72)
     args = (certified.passed, contract, certified.scripted, tmp_path)
-    ahead = format_time(datetime.now(timezone.utc) + timedelta(days=30))
+    ahead = _hours_from_now(30 * 24)
     monkeypatch.setenv(TEST_CLOCK_ENV, "1")
     assert release_cli(*args, "--now", ahead) == 3
     monkeypatch.delenv(TEST_CLOCK_ENV)

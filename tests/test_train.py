@@ -410,16 +410,22 @@ def test_a_run_is_trained_by_one_process_at_a_time(tmp_path: Path) -> None:
     data = {**PENDULUM_PPO, "total_timesteps": 200_000, "checkpoint_freq": 256}
     run_dir = tmp_path / "run"
     holder = spawn("train", str(write_config(tmp_path / "c.yaml", data)), "--run-dir", str(run_dir))
-    wait_for_checkpoint(run_dir, holder, at_least=256)
-    for round_ in range(2):
-        if round_:  # after kill -9 of the first, a resume gets the lock ...
-            holder = spawn("train", "--resume", str(run_dir), "--quiet")
-            _wait_for_commands(run_dir, holder, 2)  # it holds the lock once it has logged
-        refused = robocell("train", "--resume", str(run_dir), "--quiet")  # ... a second does not
-        assert refused.returncode == 2, refused.stderr
-        assert f"being trained by process {holder.pid}" in refused.stderr
-        os.kill(holder.pid, signal.SIGKILL)  # the lock dies with its holder
-        holder.wait(timeout=60)
+    try:
+        wait_for_checkpoint(run_dir, holder, at_least=256)
+        for round_ in range(2):
+            if round_:  # after kill -9 of the first, a resume gets the lock ...
+                holder = spawn("train", "--resume", str(run_dir), "--quiet")
+                _wait_for_commands(run_dir, holder, 2)  # it holds the lock once it has logged
+            # ... and a second one is refused at once (unrefused, it would train 200k steps)
+            refused = robocell("train", "--resume", str(run_dir), "--quiet", timeout=180)
+            assert refused.returncode == 2, refused.stderr
+            assert f"being trained by process {holder.pid}" in refused.stderr
+            os.kill(holder.pid, signal.SIGKILL)  # the lock dies with its holder
+            holder.wait(timeout=60)
+    finally:
+        if holder.poll() is None:
+            os.killpg(holder.pid, signal.SIGKILL)
+            holder.wait(timeout=60)
     assert _commands(run_dir) == 2  # the refused resumes recorded nothing
 
 
