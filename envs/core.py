@@ -10,6 +10,11 @@ limit.
 step), ``is_success`` and the task's quality figures; on the last step of an episode it also
 holds ``episode_metrics`` (success, energy_j, cycle_time_s and the cell's own figures). A
 physics blow-up (NaN or exploding state) truncates the episode with ``info["fault"]`` set.
+
+One rule for bad actions in every cell: an action that is not a finite array of the action
+space's shape (NaN, infinity, too few or too many elements) is not applied; the episode ends
+(truncated) with ``info["fault"] = "invalid_action"``, like a physics blow-up. Finite actions
+outside the bounds are clipped by the task, as before.
 """
 
 from __future__ import annotations
@@ -174,8 +179,15 @@ class CellEnv(gym.Env):
         return self._last_obs, {"is_success": False, **self.task.step_figures()}
 
     def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        """Apply one action for ``physics_steps_per_action`` physics steps."""
-        self.task.apply_action(np.asarray(action))
+        """Apply one action for ``physics_steps_per_action`` physics steps.
+
+        An invalid action (see the module docstring) ends the episode with a fault instead.
+        """
+        action = np.asarray(action)
+        if not self._valid_action(action):
+            self._steps += 1
+            return self._fault_step("invalid_action", 0.0)
+        self.task.apply_action(action)
         self._run_physics()
         self._steps += 1
         energy_j = self.meter.take_step_energy_j()
@@ -222,6 +234,12 @@ class CellEnv(gym.Env):
         tau_nm, qd_rad_s = robot.recorded()
         self.meter.add_steps(tau_nm, qd_rad_s, np.asarray(tool_power_w), sim.timestep_s)
         self._last_qd = qd_rad_s[-1]
+
+    def _valid_action(self, action: np.ndarray) -> bool:
+        """A numeric array of the action space's shape whose every element is finite."""
+        if action.shape != self.action_space.shape or action.dtype.kind not in "biuf":
+            return False
+        return bool(np.all(np.isfinite(action)))
 
     def _fault(self) -> str | None:
         # Joint speeds come from the physics loop's last recorded step: no extra read.

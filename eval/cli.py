@@ -128,6 +128,11 @@ def _certify(args: argparse.Namespace) -> int:
         )
     for f in result.evaluation.figures:
         print(f"  {f.name:24s} {f.statistic}={f.value}  CI=[{f.ci_low}, {f.ci_high}]  {f.verdict}")
+    gate = result.evaluation.actions
+    print(
+        f"  {'actions within bounds':24s} {gate.n - gate.episodes_with_invalid_actions}/{gate.n} "
+        f"episodes  {gate.verdict}"
+    )
     print(f"certificate: {result.certificate_path}")
     print(f"report: {result.certificate_path.parent / 'report.html'}")
     print(f"verdict: {result.verdict}")

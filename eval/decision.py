@@ -1,11 +1,15 @@
-"""The decision of a certificate: criteria counts and bounds, continuous figures, verdict.
+"""The decision of a certificate: criteria counts and bounds, continuous figures, the action
+gate, verdict.
 
 Bucket criteria (a criterion required of one condition bucket's episodes alone) are tested
 like the spec's own criteria, at the same α/m; the robustness table comes along
 (:mod:`robocell.eval.robustness`).
 
 :func:`evaluate` is a pure function of the spec and the per-episode metrics, so the certifier
-and the verifier compute the same numbers from the same episode log.
+and the verifier compute the same numbers from the same episode log. Besides the spec's
+criteria, every certificate has the action gate (:class:`ActionGate`): a controller multiplies
+the bundle's raw output by its scale, so one output outside the bundle's bounds on any
+certified step fails the certificate, whatever the cell did with it (it clips).
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from robocell.eval.stats import binomial_bounds, bootstrap_ci, iqm
 PASS, FAIL, INFO = "PASS", "FAIL", "INFO"
 PASSED, FAILED = "PASSED", "FAILED"
 Metrics = dict[str, float | None]
+#: Per-episode metric the runner records: steps whose action was non-finite, of the wrong
+#: shape or outside the bundle's bounds.
+INVALID_ACTIONS = "invalid_actions"
 
 
 @dataclass
@@ -80,6 +87,20 @@ class FigureResult:
 
 
 @dataclass
+class ActionGate:
+    """Every certified step's action within the bundle's bounds, in every episode.
+
+    An episode whose log lacks the count counts as one with invalid actions.
+    """
+
+    metric: str
+    n: int
+    episodes_with_invalid_actions: int
+    invalid_steps: int
+    verdict: str
+
+
+@dataclass
 class Evaluation:
     """All results and the overall verdict (``PASSED``/``FAILED``)."""
 
@@ -87,6 +108,7 @@ class Evaluation:
     figures: list[FigureResult]
     bucket_criteria: list[BucketCriterionResult]
     robustness: list[ConditionResult]
+    actions: ActionGate
     verdict: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,15 +123,33 @@ def evaluate(spec: BenchmarkSpec, episodes: Sequence[Metrics]) -> Evaluation:
     criteria = [CriterionResult(**_test(spec, c, c.p0, episodes)) for c in spec.criteria]
     figures = [_figure(spec, f, episodes) for f in spec.figures]
     in_buckets = _bucket_criteria(spec, episodes)
-    passed = all(c.verdict == PASS for c in [*criteria, *in_buckets]) and all(
-        f.verdict != FAIL for f in figures
+    actions = action_gate(episodes)
+    passed = (
+        all(c.verdict == PASS for c in [*criteria, *in_buckets])
+        and all(f.verdict != FAIL for f in figures)
+        and actions.verdict == PASS
     )
     return Evaluation(
         criteria,
         figures,
         in_buckets,
         robustness_table(spec, episodes),
+        actions,
         PASSED if passed else FAILED,
+    )
+
+
+def action_gate(episodes: Sequence[Metrics]) -> ActionGate:
+    """PASS when no episode has a step with an invalid action (a missing count is invalid)."""
+    counts = [m.get(INVALID_ACTIONS) for m in episodes]
+    bad = [c for c in counts if c is None or not math.isfinite(c) or c != 0]
+    steps = sum(int(c) for c in bad if c is not None and math.isfinite(c))
+    return ActionGate(
+        metric=INVALID_ACTIONS,
+        n=len(episodes),
+        episodes_with_invalid_actions=len(bad),
+        invalid_steps=steps,
+        verdict=FAIL if bad else PASS,
     )
 
 

@@ -3,14 +3,18 @@
 Intake accepts only an exported bundle directory and loads it through the bundle's one gate,
 :func:`robocell.agents.bundle.load_bundle` (pickles, SB3 zips and torch files refused by name
 before anything reads them; manifest digest, default ONNX domain, no external data, size
-cap). Episodes run in ``spawn``-ed worker processes, each holding one env and one onnxruntime
-session; every episode of the spec runs and counts, in index order.
+cap) and must take the cell's observations and act in exactly the cell's action space (its
+bounds too: a controller scales the raw output, so wider bounds would command more than the
+cell allows). Episodes run in ``spawn``-ed worker processes, each holding one env and one
+onnxruntime session; every episode of the spec runs and counts, in index order, and records
+how many of its steps had an action outside the bundle's bounds (``invalid_actions``).
 """
 
 from __future__ import annotations
 
 import math
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +23,7 @@ from typing import Any
 from tqdm import tqdm
 
 from robocell.errors import RobocellError, VerificationError
+from robocell.eval.decision import INVALID_ACTIONS
 from robocell.eval.seeds import episode_seed
 from robocell.eval.spec import BenchmarkSpec
 from robocell.util import canonical_json
@@ -35,8 +40,13 @@ class EpisodeJob:
 
 
 def intake_bundle(path: str | Path, spec: BenchmarkSpec) -> Any:
-    """Load a bundle for certification against ``spec``; raises VerificationError if unfit."""
+    """Load a bundle for certification against ``spec``; raises VerificationError if unfit.
+
+    Besides every intake check: the bundle's cell is the spec's, and its observation inputs,
+    action shape and action bounds are exactly those of the spec's cell.
+    """
     from robocell.agents.bundle import load_bundle
+    from robocell.envs.make import make_cell
 
     policy = load_bundle(path)
     if policy.env_id != spec.env_id:
@@ -44,7 +54,36 @@ def intake_bundle(path: str | Path, spec: BenchmarkSpec) -> Any:
             f"{path}: bundle is for {policy.env_id!r} but the benchmark {spec.name!r} is for "
             f"{spec.env_id!r}"
         )
+    env = make_cell(spec.env_id, spec.env_kwargs)
+    try:
+        policy.check_observation_space(env.observation_space)
+        policy.check_action_space(env.action_space)
+    finally:
+        env.close()
     return policy
+
+
+class CountInvalidActions:
+    """A policy wrapper that counts the steps whose action leaves the bundle's bounds.
+
+    The action goes to the cell unchanged (it clips, or ends the episode with a fault for a
+    non-finite one); the count goes into the episode's log, where the action gate reads it.
+    """
+
+    def __init__(self, policy: Any) -> None:
+        self.policy = policy
+        self.invalid_steps = 0
+
+    def reset(self) -> None:
+        """A new episode."""
+        self.invalid_steps = 0
+
+    def __call__(self, obs: Any) -> Any:
+        """The policy's action; counted when it is out of bounds."""
+        action = self.policy.act(obs)
+        if not self.policy.action_in_bounds(action):
+            self.invalid_steps += 1
+        return action
 
 
 def run_episodes(
@@ -102,14 +141,27 @@ _WORKER_STATE: dict[str, tuple[Any, Any]] = {}
 
 def run_one_episode(job: EpisodeJob, index: int, seed: int) -> dict[str, Any]:
     """Run one certification episode (in whichever process calls it)."""
-    from robocell.envs.rollout import run_episode
-
     policy, env = _worker_policy_and_env(job)
     try:
-        metrics = run_episode(env, policy.act, seed)
+        metrics = play_episode(env, policy, seed)
     except Exception as exc:
         raise RobocellError(f"episode {index} (seed {seed}) failed: {exc}") from exc
-    return {"index": index, "seed": seed, "metrics": clean_metrics(metrics)}
+    return {"index": index, "seed": seed, "metrics": metrics}
+
+
+def play_episode(
+    env: Any, policy: Any, seed: int, wrap: Callable[[Any], Any] = lambda act: act
+) -> dict[str, float | None]:
+    """One episode as certification logs it: its metrics plus the bundle's invalid actions.
+
+    ``wrap`` may wrap the counted policy (e.g. to film the episode) without changing a number.
+    """
+    from robocell.envs.rollout import run_episode
+
+    checked = CountInvalidActions(policy)
+    metrics = run_episode(env, wrap(checked), seed)
+    metrics[INVALID_ACTIONS] = float(checked.invalid_steps)
+    return clean_metrics(metrics)
 
 
 def clean_metrics(metrics: dict[str, Any]) -> dict[str, float | None]:

@@ -42,7 +42,7 @@ from robocell.util import sha256_bytes, sha256_file
 RELATIVE_TOLERANCE = 1e-9
 # Results that certificates issued before operating conditions existed do not carry: absent,
 # they must recompute to an empty list (a spec without conditions).
-RESULTS = ("criteria", "figures", "verdict")
+RESULTS = ("criteria", "figures", "actions", "verdict")
 RESULTS_SINCE_CONDITIONS = ("bucket_criteria", "robustness")
 
 

@@ -33,8 +33,14 @@ TORCH_FREE = (
     "robocell.eval.verify",
     "robocell.eval.release.cli",
     "robocell.eval.release.contract",
+    "robocell.eval.release.chain",
+    "robocell.eval.release.clock",
+    "robocell.eval.release.dispute",
+    "robocell.eval.release.events",
     "robocell.eval.release.ledger",
     "robocell.eval.release.release",
+    "robocell.eval.release.store_postgres",
+    "robocell.eval.release.store_sqlite",
     "robocell.envs.make",
 )
 

@@ -176,6 +176,29 @@ def test_physics_blow_up_truncates_with_a_fault(env_id: str, corrupt: str, fault
         assert np.all(np.isfinite(value))
 
 
+def _invalid_action(space: gym.spaces.Box, kind: str) -> np.ndarray:
+    action = np.zeros(space.shape, np.float32)
+    if kind in ("nan", "inf"):
+        action[0] = np.nan if kind == "nan" else -np.inf
+        return action
+    return np.zeros(space.shape[0] + (1 if kind == "too_long" else -1), np.float32)
+
+
+@pytest.mark.parametrize("kind", ["nan", "inf", "too_short", "too_long"])
+def test_invalid_action_ends_the_episode_with_a_fault(env_id: str, kind: str) -> None:
+    """One rule in every cell: a non-finite or misshapen action is a fault, never a crash."""
+    env = gym.make(env_id)
+    env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step(_invalid_action(env.action_space, kind))
+    assert truncated and not terminated and reward == 0.0
+    assert info["fault"] == "invalid_action"
+    assert info["episode_metrics"]["success"] == 0.0
+    assert env.observation_space.contains(obs)
+    env.reset(seed=0)  # the cell is still usable
+    env.step(np.zeros(env.action_space.shape, np.float32))
+    env.close()
+
+
 def test_the_cell_limit_equals_the_registered_limit(env_id: str) -> None:
     env = gym.make(env_id)
     assert env.unwrapped.max_steps == gym.spec(env_id).max_episode_steps

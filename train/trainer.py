@@ -21,7 +21,13 @@ from robocell.errors import RobocellError
 from robocell.train.config import RunConfig
 from robocell.train.periodic_eval import PeriodicEvaluator
 from robocell.train.resume import RunState, load_checkpoint, save_checkpoint
-from robocell.train.rundir import RunPaths, append_command, create_run_dir, read_config
+from robocell.train.rundir import (
+    RunPaths,
+    append_command,
+    create_run_dir,
+    read_config,
+    run_lock,
+)
 
 
 @dataclass
@@ -49,15 +55,18 @@ def start_run(
 ) -> TrainResult:
     """Create ``run_dir`` for ``config`` and train it to ``total_timesteps``."""
     paths = create_run_dir(run_dir, config, command)
-    return Trainer(config, paths, resume=False, progress=progress).run()
+    with run_lock(paths):
+        return Trainer(config, paths, resume=False, progress=progress).run()
 
 
 def resume_run(run_dir: str | Path, command: str, progress: bool = True) -> TrainResult:
-    """Continue the run in ``run_dir`` from its latest checkpoint."""
+    """Continue the run in ``run_dir`` from its latest checkpoint; refused while another
+    process trains it."""
     config = read_config(run_dir)
     paths = RunPaths(Path(run_dir))
-    append_command(paths, command)
-    return Trainer(config, paths, resume=True, progress=progress).run()
+    with run_lock(paths):
+        append_command(paths, command)
+        return Trainer(config, paths, resume=True, progress=progress).run()
 
 
 class Trainer:

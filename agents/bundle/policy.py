@@ -117,6 +117,22 @@ class BundlePolicy:
                 f"{low}…{high}, but {self.env_id} takes {space}"
             )
 
+    def action_in_bounds(self, action: Any) -> bool:
+        """True when ``action`` has the manifest's shape, is finite and lies within its bounds.
+
+        The bounds are the manifest's ``low``/``high`` (None: unbounded), widened by a few
+        float32 rounding steps so that an exact clip or unscale in the graph is inside.
+        """
+        spec = self.manifest["action"]
+        value = np.asarray(action, dtype=np.float64)
+        if list(value.shape) != spec["shape"] or not np.all(np.isfinite(value)):
+            return False
+        flat = value.ravel()
+        for index, field in enumerate(spec["fields"]):
+            if not _within(flat[index], field["low"], field["high"]):
+                return False
+        return True
+
     def _feed(self, obs: Any, batched: bool) -> dict[str, np.ndarray]:
         feed = {}
         for name, key, dtype, shape in zip(
@@ -129,6 +145,20 @@ class BundlePolicy:
                 raise RobocellError(f"{name}: expected shape {expected}, got {array.shape}")
             feed[name] = array if batched else array.reshape((1, *shape))
         return feed
+
+
+# float32 rounding steps allowed beyond a bound: a clip or an unscale computed in float32
+# may land a step or two off; a controller scaling the output cannot tell them apart.
+_BOUND_ULPS = 4
+
+
+def _within(value: float, low: float | None, high: float | None) -> bool:
+    def slack(bound: float) -> float:
+        return _BOUND_ULPS * float(np.spacing(np.float32(abs(bound))))
+
+    if low is not None and value < low - slack(low):
+        return False
+    return high is None or value <= high + slack(high)
 
 
 def _item(obs: Any, key: str) -> Any:

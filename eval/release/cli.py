@@ -2,7 +2,8 @@
 
 Exit codes of ``release``: 0 payment instruction written (first run or a retry), 1 certificate
 rejected (recorded as REJECTED), 2 bad input (nothing recorded), 3 certified but waiting for
-the dispute window, 4 stopped by a dispute.
+the dispute window, 4 stopped by a dispute, 5 released but the instruction file could not be
+written (run again: the same instruction), 6 the ledger's chain is broken (nothing written).
 """
 
 from __future__ import annotations
@@ -15,9 +16,17 @@ from datetime import datetime
 from pathlib import Path
 
 from robocell.errors import RobocellError, VerificationError
-from robocell.eval.release.ledger import DEFAULT_LEDGER, Event, parse_time
+from robocell.eval.release.clock import MAX_CLOCK_SKEW_S, TEST_CLOCK_ENV, parse_time
+from robocell.eval.release.events import Event
+from robocell.eval.release.ledger import DEFAULT_LEDGER
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+class InstructionNotWritten(RobocellError):
+    """The release is recorded, but its payment instruction file could not be written."""
+
+    exit_code = 5
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -78,10 +87,16 @@ def _register_contract(subparsers: argparse._SubParsersAction) -> None:
         ("--amount", "price, a decimal such as 12500.00"),
         ("--currency", "ISO 4217 code, e.g. EUR"),
         ("--benchmark", "benchmark spec YAML or a packaged name (weld)"),
-        ("--commitment", "seed commitment printed by `robocell seeds new`"),
         ("--certifier-key", "certifier's public key (PEM)"),
     ]:
         new.add_argument(name, required=True, help=text)
+    new.add_argument(
+        "--commitment",
+        required=True,
+        action="append",
+        help="seed commitment printed by `robocell seeds new`; repeat it to pre-commit one seed "
+        "per certification attempt",
+    )
     new.add_argument(
         "--dispute-window-hours", type=float, default=72.0, help="hours to dispute (default 72)"
     )
@@ -107,7 +122,7 @@ def _contract_new(args: argparse.Namespace) -> int:
         "amount": args.amount,
         "currency": args.currency,
         "benchmark_spec_digest": spec_digest(load_spec(args.benchmark)),
-        "seed_commitment": args.commitment.strip().lower(),
+        "seed_commitment": _commitments(args.commitment),
         "certifier": {
             "public_key": os.path.relpath(key_path, out.resolve().parent),
             "fingerprint": public_key_fingerprint(load_public_key(key_path)),
@@ -126,12 +141,18 @@ def _contract_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def _commitments(values: list[str]) -> str | list[str]:
+    commitments = [value.strip().lower() for value in values]
+    return commitments[0] if len(commitments) == 1 else commitments
+
+
 def _ledger_option(parser: argparse.ArgumentParser) -> None:
     default = os.environ.get("ROBOCELL_LEDGER", DEFAULT_LEDGER)
     parser.add_argument(
         "--ledger",
         default=default,
-        help=f"ledger path or sqlite:///PATH URL (default: $ROBOCELL_LEDGER or {DEFAULT_LEDGER})",
+        help="ledger path, sqlite:///PATH or postgresql://USER@HOST:PORT/DB URL "
+        f"(default: $ROBOCELL_LEDGER or {DEFAULT_LEDGER})",
     )
 
 
@@ -139,8 +160,9 @@ def _now_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--now",
         type=_time_argument,
-        help="decision time, ISO 8601 (default: the clock; no zone = UTC); never before "
-        "the ledger's last entry",
+        help=f"decision time, ISO 8601 (default: the clock; no zone = UTC): within "
+        f"{MAX_CLOCK_SKEW_S} s of the system clock unless {TEST_CLOCK_ENV}=1 (tests and "
+        "replays on a scratch ledger); never before the ledger's last entry",
     )
 
 
@@ -158,6 +180,8 @@ def _release(args: argparse.Namespace) -> int:
     from robocell.util import atomic_write_json
 
     contract = load_contract(args.contract)
+    out = Path(args.output or _default_output(contract.contract_id, contract.milestone_id))
+    _check_writable(out)
     with open_ledger(args.ledger) as ledger:
         outcome = release_milestone(args.cert, args.contract, args.bundle, ledger, args.now)
     ids = f"{outcome.contract_id}/{outcome.milestone_id}"
@@ -167,8 +191,14 @@ def _release(args: argparse.Namespace) -> int:
         print(f"DISPUTED {ids}: release stopped ({outcome.reason})")
     else:
         instruction = outcome.instruction or {}
-        out = Path(args.output or _default_output(contract.contract_id, contract.milestone_id))
-        atomic_write_json(out, instruction)
+        try:
+            atomic_write_json(out, instruction)
+        except OSError as exc:
+            raise InstructionNotWritten(
+                f"RELEASED {ids} is recorded in the ledger, but the payment instruction could "
+                f"not be written to {out} ({exc.strerror or exc}); run `robocell release` again "
+                "with a writable -o: it writes the same instruction"
+            ) from None
         again = " (already released; the first result again)" if outcome.replayed else ""
         print(
             f"RELEASED {ids}: {instruction['amount']} {instruction['currency']} to "
@@ -178,13 +208,23 @@ def _release(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
+def _check_writable(out: Path) -> None:
+    """Refuse, before anything is recorded, an instruction path that cannot be written."""
+    folder = out.parent if str(out.parent) else Path(".")
+    if out.is_dir():
+        raise RobocellError(f"-o {out}: is a directory; name the instruction file to write")
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise RobocellError(f"-o {out}: cannot write in {existing}; nothing was recorded")
+
+
 def _default_output(contract_id: str, milestone_id: str) -> str:
     return f"payment-{_SAFE_NAME.sub('_', contract_id)}-{_SAFE_NAME.sub('_', milestone_id)}.json"
 
 
 def _dispute(args: argparse.Namespace) -> int:
+    from robocell.eval.release.dispute import dispute_milestone
     from robocell.eval.release.ledger import open_ledger
-    from robocell.eval.release.release import dispute_milestone
 
     now: datetime | None = args.now
     with open_ledger(args.ledger) as ledger:

@@ -18,16 +18,13 @@ from pathlib import Path
 import yaml
 
 from robocell.errors import RobocellError
+from robocell.eval.release.currency import decimal_places, minor_units
 from robocell.schema import SchemaError, parse, to_dict
 from robocell.util import atomic_write_text, canonical_json, load_yaml, sha256_bytes
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_CURRENCY = re.compile(r"[A-Z]{3}")
 _PLAIN_AMOUNT = re.compile(r"[0-9]+(\.[0-9]+)?")
-#: Sub-unit digits allowed in an amount: 2 for most ISO 4217 currencies, 3 for BHD/KWD, 8 for
-#: crypto-style ledgers; more than that is a typo, not a price.
-MAX_AMOUNT_DECIMALS = 8
 #: A year: a longer dispute window is almost certainly hours typed as minutes or seconds.
 MAX_DISPUTE_WINDOW_HOURS = 24.0 * 366
 
@@ -67,11 +64,12 @@ class Contract:
     amount: Decimal
     """Price of the milestone, a decimal string such as ``"12500.00"`` (never a YAML float)."""
     currency: str
-    """ISO 4217 code, e.g. ``EUR``."""
+    """ISO 4217 code, e.g. ``EUR``; the amount has at most as many decimals as its minor unit."""
     benchmark_spec_digest: str
     """sha256 of the benchmark spec the certificate must have been run on."""
-    seed_commitment: str
-    """sha256 commitment to the master seed, published before the bundle was delivered."""
+    seed_commitment: str | list[str]
+    """sha256 commitment to the master seed, published before the bundle was delivered; or a
+    list of them, one per certification attempt (see :attr:`seed_commitments`)."""
     certifier: CertifierKey
     """The key the certificate must be signed with."""
     dispute_window_hours: float
@@ -80,6 +78,14 @@ class Contract:
     """Free text for people; not used by any check."""
     extra: dict[str, str] = field(default_factory=dict)
     """Free-form string annotations (purchase order number, ...), copied to the instruction."""
+
+    @property
+    def seed_commitments(self) -> list[str]:
+        """Every committed seed. Each certificate reveals its seed, so each attempt (a first
+        certification, a re-certification after a FAILED one) needs a seed of its own."""
+        if isinstance(self.seed_commitment, str):
+            return [self.seed_commitment]
+        return list(self.seed_commitment)
 
     def validate(self) -> None:
         """Ids, parties, currency, amount, digests and window must be well formed."""
@@ -91,14 +97,10 @@ class Contract:
             for name in ("name", "account"):
                 if not getattr(getattr(self, party), name).strip():
                     raise SchemaError(f"{party}.{name}", "must not be empty")
-        if not _CURRENCY.fullmatch(self.currency):
-            raise SchemaError(
-                "currency", f"expected a 3-letter ISO 4217 code, got {self.currency!r}"
-            )
-        _check_amount(self.amount)
+        _check_amount(self.amount, self.currency)
+        _check_commitments(self.seed_commitment)
         digests = {
             "benchmark_spec_digest": self.benchmark_spec_digest,
-            "seed_commitment": self.seed_commitment,
             "certifier.fingerprint": self.certifier.fingerprint,
         }
         for name, value in digests.items():
@@ -110,15 +112,32 @@ class Contract:
             )
 
 
-def _check_amount(amount: Decimal) -> None:
+def _check_amount(amount: Decimal, currency: str) -> None:
+    try:
+        places = minor_units(currency)
+    except ValueError as exc:
+        raise SchemaError("currency", f"{exc} (e.g. EUR, USD, JPY)") from None
     text = str(amount)
     if not _PLAIN_AMOUNT.fullmatch(text):
         raise SchemaError("amount", f"write a plain positive decimal such as '1250.00', got {text}")
     if amount <= 0:
         raise SchemaError("amount", "must be greater than zero")
-    exponent = amount.as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > MAX_AMOUNT_DECIMALS:
-        raise SchemaError("amount", f"at most {MAX_AMOUNT_DECIMALS} decimal places, got {text}")
+    if decimal_places(amount) > places:
+        raise SchemaError(
+            "amount", f"{currency} has {places} decimal places, {text} has {decimal_places(amount)}"
+        )
+
+
+def _check_commitments(value: str | list[str]) -> None:
+    commitments = [value] if isinstance(value, str) else value
+    if not commitments:
+        raise SchemaError("seed_commitment", "needs at least one commitment")
+    for index, commitment in enumerate(commitments):
+        where = "seed_commitment" if isinstance(value, str) else f"seed_commitment[{index}]"
+        if not _HEX64.fullmatch(commitment):
+            raise SchemaError(where, "must be 64 lowercase hex digits (sha256)")
+    if len(set(commitments)) != len(commitments):
+        raise SchemaError("seed_commitment", "lists a commitment twice; one seed per attempt")
 
 
 def load_contract(path: str | Path) -> Contract:

@@ -10,12 +10,15 @@
 3. under the ledger's write lock (:meth:`Ledger.record`): CERTIFIED (once per certificate),
    then RELEASED with the payment instruction when the dispute window has passed and no
    dispute covers the certificate. A milestone already released under another certificate
-   is refused (REJECTED). Concurrent processes serialise on the lock; the store's UNIQUE index
-   is the last line: one RELEASED per milestone.
+   is refused (REJECTED), and so is a certificate whose seed another certificate of the
+   milestone revealed first (its episodes are no longer secret). Concurrent processes
+   serialise on the lock; the store's UNIQUE index is the last line: one RELEASED per
+   milestone.
 
 The payment instruction's idempotency key is ``sha256(canonical_json([contract_id,
-milestone_id, certificate_sha256]))``: a payment system that dedupes on it pays once even if
-the instruction file is delivered twice.
+milestone_id]))``: one milestone is paid once, so a payment system that dedupes on it pays
+once even if a second instruction for the milestone ever reached it (a retry, or a ledger
+restored behind the release).
 """
 
 from __future__ import annotations
@@ -28,16 +31,10 @@ from typing import Any
 
 from robocell.agents.bundle import check_subject_digests
 from robocell.errors import RobocellError, VerificationError
+from robocell.eval.release.clock import event_time, format_time, parse_time
 from robocell.eval.release.contract import Contract, contract_digest, load_contract, public_key_path
-from robocell.eval.release.ledger import (
-    Draft,
-    Event,
-    EventKind,
-    Ledger,
-    event_time,
-    format_time,
-    parse_time,
-)
+from robocell.eval.release.events import Draft, Event, EventKind
+from robocell.eval.release.ledger import Ledger
 from robocell.schema import to_dict
 from robocell.util import canonical_json, sha256_bytes, sha256_file
 
@@ -82,9 +79,17 @@ class ReleaseOutcome:
         return {"RELEASED": 0, "PENDING": EXIT_PENDING, "DISPUTED": EXIT_DISPUTED}[self.status]
 
 
-def idempotency_key(contract_id: str, milestone_id: str, certificate_sha256: str) -> str:
-    """sha256 of the canonical JSON list ``[contract_id, milestone_id, certificate_sha256]``."""
-    return sha256_bytes(canonical_json([contract_id, milestone_id, certificate_sha256]))
+class Rejection(VerificationError):
+    """A verified certificate that must not be paid; it still revealed its master seed."""
+
+    def __init__(self, reason: str, seed_commitment: str) -> None:
+        super().__init__(reason)
+        self.seed_commitment = seed_commitment
+
+
+def idempotency_key(contract_id: str, milestone_id: str) -> str:
+    """sha256 of the canonical JSON list ``[contract_id, milestone_id]``: one per milestone."""
+    return sha256_bytes(canonical_json([contract_id, milestone_id]))
 
 
 def release_milestone(
@@ -103,14 +108,16 @@ def release_milestone(
     cert_sha = _certificate_digest(cert_path)
     if not Path(bundle_dir).is_dir():
         raise RobocellError(f"{bundle_dir}: no bundle directory here")
+    ledger.check_chain()  # a replay below hands out what the ledger holds: it must be intact
     history = ledger.history(contract.contract_id, contract.milestone_id)
-    earlier = _released(history)
+    earlier = released_entry(history)
     if earlier is not None and earlier.certificate_sha256 == cert_sha:
         return _replay(earlier)
     try:
         evidence = check_certificate(cert_path, contract, contract_path, bundle_dir)
     except VerificationError as exc:
-        record_rejection(ledger, contract, cert_sha, str(exc), now)
+        revealed = exc.seed_commitment if isinstance(exc, Rejection) else None
+        record_rejection(ledger, contract, cert_sha, str(exc), now, revealed)
         raise
     if evidence.certificate_sha256 != cert_sha:
         raise RobocellError(f"{cert_path}: the certificate changed while it was being checked")
@@ -125,11 +132,22 @@ def release_milestone(
 def check_certificate(
     cert_path: str | Path, contract: Contract, contract_path: str | Path, bundle_dir: str | Path
 ) -> Evidence:
-    """Every check a payment needs; raises VerificationError naming the first that fails."""
+    """Every check a payment needs; raises VerificationError naming the first that fails.
+
+    Once the signature and the certificate's content verify, a failure is a :class:`Rejection`
+    that carries the seed commitment the certificate revealed.
+    """
     from robocell.eval.verify import verify_certificate
 
     key = contract_public_key(contract, contract_path)
     verified = verify_certificate(cert_path, key)
+    try:
+        return _evidence(verified, contract, bundle_dir)
+    except VerificationError as exc:
+        raise Rejection(str(exc), verified.commitment) from None
+
+
+def _evidence(verified: Any, contract: Contract, bundle_dir: str | Path) -> Evidence:
     if verified.verdict != "PASSED":
         raise VerificationError(f"certificate verdict is {verified.verdict}, not PASSED")
     if verified.spec_digest != contract.benchmark_spec_digest:
@@ -137,10 +155,10 @@ def check_certificate(
             f"certificate's benchmark spec digest {verified.spec_digest} is not the contract's "
             f"{contract.benchmark_spec_digest}"
         )
-    if verified.commitment != contract.seed_commitment:
+    if verified.commitment not in contract.seed_commitments:
         raise VerificationError(
             f"certificate's seed commitment {verified.commitment} is not the contract's "
-            f"{contract.seed_commitment}"
+            f"{' or '.join(contract.seed_commitments)}"
         )
     # The digests paid for are the delivered bundle's, checked against the signed subjects.
     bundle_digests = check_subject_digests(bundle_dir, verified.subject_digests)
@@ -175,24 +193,31 @@ def _certificate_digest(cert_path: str | Path) -> str:
 
 
 def record_rejection(
-    ledger: Ledger, contract: Contract, cert_sha: str, reason: str, now: datetime | None
+    ledger: Ledger,
+    contract: Contract,
+    cert_sha: str,
+    reason: str,
+    now: datetime | None,
+    revealed_seed: str | None = None,
 ) -> None:
-    """Append REJECTED with ``reason``, unless this certificate was rejected for it before."""
+    """Append REJECTED with ``reason`` (and the seed commitment a verified certificate
+    revealed), unless this certificate was rejected for it before."""
+    body = {"reason": reason} | ({"seed_commitment": revealed_seed} if revealed_seed else {})
 
     def decide(history: list[Event], head: Event | None) -> tuple[list[Draft], None]:
-        return _rejection(contract, cert_sha, reason, history, event_time(now, head)), None
+        return _rejection(contract, cert_sha, body, history, event_time(now, head)), None
 
     ledger.record(contract.contract_id, contract.milestone_id, decide)
 
 
 def _rejection(
-    contract: Contract, cert_sha: str, reason: str, history: list[Event], at: str
+    contract: Contract, cert_sha: str, body: dict[str, str], history: list[Event], at: str
 ) -> list[Draft]:
     for event in history:
         same_cert = event.certificate_sha256 == cert_sha
-        if event.kind == "REJECTED" and same_cert and event.body.get("reason") == reason:
+        if event.kind == "REJECTED" and same_cert and event.body.get("reason") == body["reason"]:
             return []
-    return [_draft("REJECTED", contract, cert_sha, at, {"reason": reason})]
+    return [_draft("REJECTED", contract, cert_sha, at, body)]
 
 
 def _decide(
@@ -205,13 +230,14 @@ def _decide(
     """The decision under the write lock; a str result is a refusal (recorded as REJECTED)."""
     cert_sha = evidence.certificate_sha256
     at = event_time(now, head)
-    earlier = _released(history)
+    earlier = released_entry(history)
     if earlier is not None and earlier.certificate_sha256 == cert_sha:
         return [], _replay(earlier)
     certified = _certified(history, cert_sha)
-    reason = _refusal(contract, earlier, certified)
+    reason = _refusal(contract, evidence, history, certified)
     if reason is not None:
-        return _rejection(contract, cert_sha, reason, history, at), reason
+        body = {"reason": reason, "seed_commitment": evidence.seed_commitment}
+        return _rejection(contract, cert_sha, body, history, at), reason
     drafts: list[Draft] = []
     if certified is None:
         certified = _draft(
@@ -226,11 +252,21 @@ def _decide(
     return drafts, outcome
 
 
-def _refusal(contract: Contract, released: Event | None, certified: Draft | None) -> str | None:
+def _refusal(
+    contract: Contract, evidence: Evidence, history: list[Event], certified: Draft | None
+) -> str | None:
+    released = released_entry(history)
     if released is not None:
         return (
             f"milestone {contract.contract_id}/{contract.milestone_id} was already released at "
             f"{released.recorded_at} under another certificate ({released.certificate_sha256})"
+        )
+    revealer = _first_revealer(history, evidence.seed_commitment)
+    if revealer is not None and revealer.certificate_sha256 != evidence.certificate_sha256:
+        return (
+            f"the certificate's master seed (commitment {evidence.seed_commitment}) was already "
+            f"revealed by certificate {revealer.certificate_sha256} (ledger entry {revealer.seq}"
+            "): its episodes are no longer secret; certify again on another committed seed"
         )
     if certified is not None and certified.body["contract_sha256"] != contract_digest(contract):
         return (
@@ -258,9 +294,7 @@ def payment_instruction(contract: Contract, evidence: Evidence, released_at: str
     """The instruction a payment system executes; amounts as decimal strings."""
     return {
         "format": INSTRUCTION_FORMAT,
-        "idempotency_key": idempotency_key(
-            contract.contract_id, contract.milestone_id, evidence.certificate_sha256
-        ),
+        "idempotency_key": idempotency_key(contract.contract_id, contract.milestone_id),
         "contract_id": contract.contract_id,
         "milestone_id": contract.milestone_id,
         "payer": to_dict(contract.buyer),
@@ -298,7 +332,8 @@ def _draft(
     return Draft(kind, contract.contract_id, contract.milestone_id, cert_sha, at, body)
 
 
-def _released(history: list[Event]) -> Event | None:
+def released_entry(history: list[Event]) -> Event | None:
+    """The milestone's RELEASED entry, if any."""
     return next((e for e in history if e.kind == "RELEASED"), None)
 
 
@@ -306,6 +341,11 @@ def _certified(history: list[Event], cert_sha: str) -> Event | None:
     return next(
         (e for e in history if e.kind == "CERTIFIED" and e.certificate_sha256 == cert_sha), None
     )
+
+
+def _first_revealer(history: list[Event], seed_commitment: str) -> Event | None:
+    """The first entry of a certificate that revealed this seed (CERTIFIED or REJECTED)."""
+    return next((e for e in history if e.body.get("seed_commitment") == seed_commitment), None)
 
 
 def _dispute_of(history: list[Event], cert_sha: str) -> Event | None:
@@ -323,46 +363,3 @@ def _replay(released: Event) -> ReleaseOutcome:
         instruction=released.body["instruction"],
         replayed=True,
     )
-
-
-def dispute_milestone(
-    ledger: Ledger, contract_id: str, milestone_id: str, reason: str, now: datetime | None = None
-) -> Event:
-    """Record DISPUTED for every certificate of the milestone still inside its window.
-
-    Refused (RobocellError) when the milestone is already released or no certificate of it is
-    inside its dispute window: a dispute stops a release, it cannot undo one.
-    """
-    if not reason.strip():
-        raise RobocellError("a dispute needs a --reason")
-
-    def decide(history: list[Event], head: Event | None) -> tuple[list[Draft], None]:
-        at = event_time(now, head)
-        released = _released(history)
-        if released is not None:
-            raise RobocellError(
-                f"{contract_id}/{milestone_id} was already released at {released.recorded_at}; "
-                "a dispute can only stop a release inside the dispute window"
-            )
-        open_certs = [e.certificate_sha256 for e in _open_certifications(history, at)]
-        if not open_certs:
-            raise RobocellError(
-                f"no certificate of {contract_id}/{milestone_id} is inside its dispute window "
-                f"at {at}"
-            )
-        body = {"reason": reason.strip(), "certificates": open_certs}
-        return [Draft("DISPUTED", contract_id, milestone_id, None, at, body)], None
-
-    ledger.record(contract_id, milestone_id, decide)
-    return ledger.history(contract_id, milestone_id)[-1]
-
-
-def _open_certifications(history: list[Event], at: str) -> list[Event]:
-    disputed = {c for e in history if e.kind == "DISPUTED" for c in e.body["certificates"]}
-    return [
-        e
-        for e in history
-        if e.kind == "CERTIFIED"
-        and at < e.body["release_due"]
-        and e.certificate_sha256 not in disputed
-    ]

@@ -84,7 +84,18 @@ def _criteria(spec: BenchmarkSpec, predicate: dict[str, Any]) -> str:
         "(light blue), the bound (dark blue dot) and p0 (red line). A bucket criterion, "
         "<code>criterion[condition=bucket]</code>, counts that bucket's episodes alone.</p>"
         f"{table(CRITERIA_HEADERS, rows, numeric={2, 3, 4, 5, 6})}"
+        f"<p>{_action_gate(predicate.get('actions'))}</p>"
         f'<ul class="muted">{notes}</ul></section>'
+    )
+
+
+def _action_gate(actions: dict[str, Any] | None) -> str:
+    if actions is None:
+        return ""
+    return (
+        f"Action gate: {actions['episodes_with_invalid_actions']} of {actions['n']} episodes had "
+        f"an action outside the bundle's bounds ({actions['invalid_steps']} steps): "
+        f"<strong>{esc(actions['verdict'])}</strong>."
     )
 
 

@@ -41,6 +41,10 @@ def markdown_report(
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
         *(_criterion_row(c) for c in [*evaluation.criteria, *evaluation.bucket_criteria]),
         "",
+        f"Action gate: {evaluation.actions.episodes_with_invalid_actions} of "
+        f"{evaluation.actions.n} episodes had an action outside the bundle's bounds "
+        f"({evaluation.actions.invalid_steps} steps): {evaluation.actions.verdict}.",
+        "",
         "## Continuous figures",
         "",
         f"Percentile bootstrap, {spec.bootstrap.resamples} resamples, seed "

@@ -14,7 +14,7 @@ import numpy as np
 
 from robocell.errors import RobocellError
 from robocell.eval.robustness import is_success
-from robocell.eval.runner import clean_metrics
+from robocell.eval.runner import play_episode
 from robocell.eval.spec import BenchmarkSpec
 
 STILLS_DIR = "stills"
@@ -76,10 +76,14 @@ class _FirstFrame:
 
 
 def _replay(env: Any, policy: Any, record: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    from robocell.envs.rollout import run_episode
+    cameras: list[_FirstFrame] = []
 
-    camera = _FirstFrame(env, policy.act)
-    metrics = clean_metrics(run_episode(env, camera, record["seed"]))
+    def film(act: Any) -> _FirstFrame:
+        cameras.append(_FirstFrame(env, act))
+        return cameras[-1]
+
+    metrics = play_episode(env, policy, record["seed"], film)
+    camera = cameras[0]
     if metrics != record["metrics"] or camera.frame is None:
         raise RobocellError(
             f"episode {record['index']} (seed {record['seed']}) replayed for the report's stills "
