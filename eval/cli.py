@@ -6,6 +6,7 @@ import argparse
 
 from robocell.cli_helpers import positive_int
 from robocell.errors import RobocellError
+from robocell.executor import add_executor_arguments, options_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,6 +43,7 @@ def _register_certify(subparsers: argparse._SubParsersAction) -> None:
     certify.add_argument("-o", "--output", required=True, help="certificate directory")
     certify.add_argument("--workers", type=positive_int, default=1, help="worker processes")
     certify.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_executor_arguments(certify)
     certify.set_defaults(func=_certify)
 
 
@@ -95,6 +97,7 @@ def _certify(args: argparse.Namespace) -> int:
         args.output,
         workers=args.workers,
         progress=not args.no_progress,
+        executor=options_from_args(args, args.workers),
     )
     print(f"benchmark: {spec.name} ({resolve_spec_path(args.benchmark)})")
     for c in result.evaluation.criteria:

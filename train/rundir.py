@@ -171,6 +171,17 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return path
 
 
+def latest_steps(run_dir: str | Path) -> int | None:
+    """Timesteps of the newest complete checkpoint, or None before the first one."""
+    paths = RunPaths(Path(run_dir))
+    if latest_checkpoint(run_dir) is None:
+        return None
+    try:
+        return int(json.loads(paths.latest.read_text())["timesteps"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise RobocellError(f"{paths.latest}: not a checkpoint record") from None
+
+
 # ---------------------------------------------------------------------- loading
 @dataclass
 class LoadedRun:
