@@ -13,14 +13,13 @@ import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from robocell.errors import RobocellError
 from robocell.eval.stats import episodes_needed
 from robocell.schema import SchemaError, parse, to_dict
-from robocell.util import canonical_json, load_yaml, sha256_bytes
+from robocell.util import canonical_json, load_yaml, resolve_packaged, sha256_bytes
 
 Comparison = Literal["<=", "<", ">=", ">", "=="]
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
@@ -182,11 +181,7 @@ def load_spec(path: str | Path) -> BenchmarkSpec:
 
 def resolve_spec_path(path: str | Path) -> Path:
     """``path`` if it exists, else the packaged ``configs/benchmarks/<path>.yaml``."""
-    candidate = Path(path)
-    if candidate.exists() or candidate.suffix:
-        return candidate
-    packaged = resources.files("robocell.configs") / "benchmarks" / f"{candidate.name}.yaml"
-    return Path(str(packaged)) if packaged.is_file() else candidate
+    return resolve_packaged(path, "benchmarks")
 
 
 def spec_digest(spec: BenchmarkSpec) -> str:

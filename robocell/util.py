@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +76,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RobocellError(f"{path}: expected a mapping at the top level")
     return data
+
+
+def resolve_packaged(path: str | Path, folder: str) -> Path:
+    """``path`` if it exists or has a suffix, else the packaged ``configs/<folder>/<path>.yaml``."""
+    candidate = Path(path)
+    if candidate.exists() or candidate.suffix:
+        return candidate
+    packaged = resources.files("robocell.configs") / folder / f"{candidate.name}.yaml"
+    return Path(str(packaged)) if packaged.is_file() else candidate

@@ -111,7 +111,7 @@ def train_seeds(
         log(f"seed {todo[index]}: {result['timesteps']} steps in {result['wall_s']:.0f} s, "
             f"held-out success {100 * _success(result['episodes']):.0f}%")  # fmt: skip
 
-    results = run_jobs(train_and_evaluate, jobs, options, _cpus_per_run(group.config), done)
+    results = run_jobs(train_and_evaluate, jobs, options, group.config.cpus_per_run, done)
     if any(result["interrupted"] for result in results):
         return None
     held_out = {s: json.loads(group.held_out_file(s).read_text()) for s in group.seeds}
@@ -158,11 +158,6 @@ def _job(group: SeedGroup, seed: int) -> tuple[Any, ...]:
     # Absolute paths: a Ray worker does not run in the driver's working directory.
     run_dir = str(group.run_dir(seed).resolve())
     return (data, run_dir, group.command, group.eval_first_seed, group.eval_episodes)
-
-
-def _cpus_per_run(config: RunConfig) -> float:
-    """CPUs one run keeps busy: one per env process (``subproc``), else one."""
-    return float(config.n_envs if config.vec_env == "subproc" else 1)
 
 
 def _success(episodes: list[dict[str, float]]) -> float:
