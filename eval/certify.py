@@ -81,7 +81,9 @@ def certify(
     subjects = subject_digests(bundle_dir)
     if subjects[ONNX_FILE] != policy.onnx_sha256:
         raise VerificationError(f"{bundle_dir}: {ONNX_FILE} changed after it was loaded")
-    job = EpisodeJob(str(bundle_dir), policy.onnx_sha256, spec.env_id, spec.env_kwargs)
+    # An absolute path: Ray workers need not share the working directory.
+    bundle_path = str(Path(bundle_dir).resolve())
+    job = EpisodeJob(bundle_path, policy.onnx_sha256, spec.env_id, spec.env_kwargs)
     started_at, start_s = _utc_now(), time.perf_counter()
     options = executor or ExecutorOptions(workers=workers)
     records = run_episodes(job, master_seed_hex, spec.episodes, workers, progress, options)

@@ -50,8 +50,9 @@ def fail_on_two(x: int) -> int:
 def test_results_come_back_in_job_order(workers: int) -> None:
     done: list[int] = []
     jobs = [(1, 0.3), (2, 0.0), (3, 0.1)]
-    results = run_jobs(slow_square, jobs, ExecutorOptions(workers=workers),
-                       on_done=lambda i, r: done.append(i))  # fmt: skip
+    results = run_jobs(
+        slow_square, jobs, ExecutorOptions(workers=workers), on_done=lambda i, r: done.append(i)
+    )
     assert results == [1, 4, 9]
     assert sorted(done) == [0, 1, 2]
 
@@ -147,8 +148,19 @@ def test_seed_group_trains_summarises_and_continues(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(PENDULUM_TINY))
     group = tmp_path / "group"
-    args = ["train", str(config), "--seeds", "3-4", "--run-dir", str(group),
-            "--eval-episodes", "2", "--workers", "2", "--quiet"]  # fmt: skip
+    args = [
+        "train",
+        str(config),
+        "--seeds",
+        "3-4",
+        "--run-dir",
+        str(group),
+        "--eval-episodes",
+        "2",
+        "--workers",
+        "2",
+        "--quiet",
+    ]
     assert main(args) == 0
     summary = json.loads((group / "summary.json").read_text())
     assert summary["seeds"] == [3, 4] and summary["executor"] == "local"

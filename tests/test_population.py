@@ -66,8 +66,10 @@ def test_pick_promotes_at_most_one_the_most_successful_then_the_largest_gain() -
     large = episodes([1] * 12, [900.0 + 0.1 * i for i in range(12)], [30.0] * 12)
     worse = episodes([0] * 12, [10.0] * 12, [5.0] * 12)
     rule = promotion_rule(ImproveConfig(min_paired_episodes=10), 3)
-    decisions = {vid: decide(champion, eps, rule) for vid, eps in
-                 (("v001a", small), ("v001b", large), ("v001c", worse))}  # fmt: skip
+    decisions = {
+        vid: decide(champion, eps, rule)
+        for vid, eps in (("v001a", small), ("v001b", large), ("v001c", worse))
+    }
     assert [d.promote for d in decisions.values()] == [True, True, False]
     assert pick(decisions) == "v001b"
     assert pick({"v001c": decisions["v001c"]}) is None
@@ -92,8 +94,17 @@ def test_a_round_of_three_challengers_promotes_one(
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(data))
     reg = tmp_path / "reg"
-    args = ["improve", str(config), "--rounds", "1", "--registry", str(reg), "--quiet",
-            "--challengers", "3"]  # fmt: skip
+    args = [
+        "improve",
+        str(config),
+        "--rounds",
+        "1",
+        "--registry",
+        str(reg),
+        "--quiet",
+        "--challengers",
+        "3",
+    ]
     assert main(args) == 0, capsys.readouterr()
     registry = PolicyRegistry.open(reg)
     a, b, c = (registry.version(f"v001{x}") for x in "abc")
@@ -104,8 +115,9 @@ def test_a_round_of_three_challengers_promotes_one(
     assert b["test"]["rule"]["confidence"] == pytest.approx(1 - 0.05 / 3)
     assert {a["parent"], b["parent"], c["parent"]} == {"v000"}
     assert [v["run_dir"] for v in (a, b, c)] == [f"runs/round-001{x}" for x in "abc"]
-    seeds = [yaml.safe_load((reg / v["run_dir"] / "config.yaml").read_text())["seed"]
-             for v in (a, b, c)]  # fmt: skip
+    seeds = [
+        yaml.safe_load((reg / v["run_dir"] / "config.yaml").read_text())["seed"] for v in (a, b, c)
+    ]
     assert seeds == [1, 2, 3]
     assert load_bundle(reg / "bundles" / "v001b").manifest["run_id"] == "round-001b"
     assert not (reg / "bundles" / "v001a").exists() and not (reg / "bundles" / "v001c").exists()

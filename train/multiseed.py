@@ -108,8 +108,10 @@ def train_seeds(
             log(f"seed {todo[index]}: interrupted at step {result['timesteps']}")
             return
         atomic_write_json(group.held_out_file(todo[index]), result)
-        log(f"seed {todo[index]}: {result['timesteps']} steps in {result['wall_s']:.0f} s, "
-            f"held-out success {100 * _success(result['episodes']):.0f}%")  # fmt: skip
+        log(
+            f"seed {todo[index]}: {result['timesteps']} steps in {result['wall_s']:.0f} s, "
+            f"held-out success {100 * _success(result['episodes']):.0f}%"
+        )
 
     results = run_jobs(train_and_evaluate, jobs, options, group.config.cpus_per_run, done)
     if any(result["interrupted"] for result in results):
@@ -127,9 +129,13 @@ def train_and_evaluate(
 
     config = config_from_dict(config_data)
     result = train_or_resume(config, run_dir, command)
-    row: dict[str, Any] = {"seed": config.seed, "run_dir": run_dir,
-                           "timesteps": result.timesteps, "wall_s": result.wall_s,
-                           "interrupted": result.interrupted}  # fmt: skip
+    row: dict[str, Any] = {
+        "seed": config.seed,
+        "run_dir": run_dir,
+        "timesteps": result.timesteps,
+        "wall_s": result.wall_s,
+        "interrupted": result.interrupted,
+    }
     if not result.interrupted:
         run, played = evaluate_run(run_dir, "best", first_seed, episodes)
         row.update(checkpoint=str(run.checkpoint_path), first_seed=first_seed, episodes=played)

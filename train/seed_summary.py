@@ -37,8 +37,9 @@ def figure_summary(held_out: dict[int, list[dict[str, float]]]) -> dict[str, dic
         keys.add("fault")  # present only when the physics blew up: 0 elsewhere
     table: dict[str, dict[str, Any]] = {}
     for key in sorted(k for k in keys if not k.startswith("return/")):
-        strata = [[m.get(key, 0.0) for m in rows[seed] if key in m or key == "fault"]
-                  for seed in held_out]  # fmt: skip
+        strata = [
+            [m.get(key, 0.0) for m in rows[seed] if key in m or key == "fault"] for seed in held_out
+        ]
         value, low, high = stratified_iqm(strata, CONFIDENCE, BOOTSTRAP_SEED, RESAMPLES)
         per_seed = {str(seed): float(np.mean(s)) for seed, s in zip(held_out, strata, strict=True)}
         table[key] = {"iqm": value, "ci_low": low, "ci_high": high, "per_seed": per_seed}
@@ -91,8 +92,9 @@ def _markdown(summary: dict[str, Any]) -> str:
     ]
     for key, row in summary["figures"].items():
         cells = " | ".join(f"{row['per_seed'][s]:.4g}" for s in seeds)
-        lines.append(f"| {key} | {row['iqm']:.4g} | [{row['ci_low']:.4g}, {row['ci_high']:.4g}] "
-                     f"| {cells} |")  # fmt: skip
+        lines.append(
+            f"| {key} | {row['iqm']:.4g} | [{row['ci_low']:.4g}, {row['ci_high']:.4g}] | {cells} |"
+        )
     lines += ["", "| seed | run directory | steps | wall (s) |", "| --- | --- | --- | --- |"]
     for seed, run in summary["runs"].items():
         lines.append(f"| {seed} | {run['run_dir']} | {run['timesteps']} | {run['wall_s']:.0f} |")

@@ -89,8 +89,15 @@ def train_challenger(
 
     if Path(run_dir).exists():
         shutil.rmtree(run_dir)
-    result = start_run_from(config_from_dict(config_data), run_dir, command, parent_zip,
-                            parent_normalizer, parent_reward_stats, progress)  # fmt: skip
+    result = start_run_from(
+        config_from_dict(config_data),
+        run_dir,
+        command,
+        parent_zip,
+        parent_normalizer,
+        parent_reward_stats,
+        progress,
+    )
     return not result.interrupted
 
 

@@ -50,8 +50,9 @@ def _sweep(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides)
     if config.eval_freq == 0:
-        raise RobocellError("eval_freq: a sweep stops and ranks trials on periodic "
-                            "evaluations; set eval_freq > 0")  # fmt: skip
+        raise RobocellError(
+            "eval_freq: a sweep stops and ranks trials on periodic evaluations; set eval_freq > 0"
+        )
     space_path, space = load_space(args.space)
     check_space(space, config, to_dict(config))
     default = f"sweeps/{Path(args.config).stem}-{space_path.stem}"
@@ -59,8 +60,11 @@ def _sweep(args: argparse.Namespace) -> int:
     command = shlex.join(["robocell", *sys.argv[1:]])
     request = SweepRequest(config, space, args.trials, args.seeds, root, command)
     options = options_from_args(args)
-    print(f"sweep: {root} ({args.trials} trials x {args.seeds} seed(s))   "
-          f"(TensorBoard: robocell tb {root / 'trials'})", flush=True)  # fmt: skip
+    print(
+        f"sweep: {root} ({args.trials} trials x {args.seeds} seed(s))   "
+        f"(TensorBoard: robocell tb {root / 'trials'})",
+        flush=True,
+    )
     rows = run_sweep(request, options)
     for row in rows[:5]:
         print(f"{row['trial']:>12s} {row['status']:14s} score {row['score']}  {row['params']}")

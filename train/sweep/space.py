@@ -152,9 +152,10 @@ def check_space(space: SweepSpace, config: RunConfig, base: dict[str, Any]) -> N
             except RobocellError as exc:
                 raise SchemaError(f"params.{key}", f"{value!r} gives a bad config: {exc}") from None
     if space.asha.grace_period_steps > config.total_timesteps:
-        raise SchemaError("asha.grace_period_steps",
-                          f"{space.asha.grace_period_steps} exceeds total_timesteps "
-                          f"{config.total_timesteps}")  # fmt: skip
+        raise SchemaError(
+            "asha.grace_period_steps",
+            f"{space.asha.grace_period_steps} exceeds total_timesteps {config.total_timesteps}",
+        )
 
 
 def apply_params(base: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:

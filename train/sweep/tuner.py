@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,25 +130,26 @@ def sweep_trial(params: dict[str, Any], setup: TrialSetup) -> None:
         progress.finish_seed(last, config.total_timesteps)
 
 
-def run_sweep(
-    request: SweepRequest, options: ExecutorOptions, log: Callable[[str], None] = print
-) -> list[dict[str, Any]]:
+def run_sweep(request: SweepRequest, options: ExecutorOptions) -> list[dict[str, Any]]:
     """Run (or continue) the sweep; write the results table and the best config."""
     init_ray(options.address if options.use_ray else None)
     from ray import tune
+
+    from robocell.train.sweep.trial_log import TrialLogger
 
     _open_sweep(request)
     root = request.root.resolve()
     base = to_dict(request.config)
     seeds = [request.config.seed + k for k in range(request.seeds)]
     setup = TrialSetup(base, seeds, str(root / "trials"), request.command, request.space.score)
-    trainable = tune.with_resources(tune.with_parameters(sweep_trial, setup=setup),
-                                    {"cpu": request.config.cpus_per_run})  # fmt: skip
+    trainable = tune.with_resources(
+        tune.with_parameters(sweep_trial, setup=setup), {"cpu": request.config.cpus_per_run}
+    )
     if tune.Tuner.can_restore(str(root / "tune")):
         tuner = tune.Tuner.restore(str(root / "tune"), trainable, resume_errored=True)
     else:
         run_config = tune.RunConfig(
-            name="tune", storage_path=str(root), verbose=0, callbacks=[_trial_logger(log)]
+            name="tune", storage_path=str(root), verbose=0, callbacks=[TrialLogger()]
         )
         tuner = tune.Tuner(
             trainable,
@@ -160,19 +160,6 @@ def run_sweep(
     rows = trial_rows(tuner.fit(), request)
     write_results(request, rows)
     return rows
-
-
-def _trial_logger(log: Callable[[str], None]) -> Any:
-    """A Tune callback that logs one line per finished trial (Tune's own tables are off)."""
-    from ray import tune
-
-    class TrialLogger(tune.Callback):
-        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            result = trial.last_result or {}
-            log(f"trial {trial.trial_id}: score {result.get('score')} after "
-                f"{result.get('timesteps')} steps, {trial.config}")  # fmt: skip
-
-    return TrialLogger()
 
 
 def _tune_config(request: SweepRequest) -> Any:
@@ -211,9 +198,13 @@ def trial_rows(grid: Any, request: SweepRequest) -> list[dict[str, Any]]:
         if status == "completed" and steps < _max_steps(request):
             status = "stopped early"
         row = {key: metrics.get(key) for key in ("score", "success_rate", "energy_j", "return")}
-        row.update(trial=trial_id, status=status, timesteps=steps,
-                   params={k: _plain(v) for k, v in result.config.items()},
-                   run_dir=str(request.root / "trials" / str(trial_id)))  # fmt: skip
+        row.update(
+            trial=trial_id,
+            status=status,
+            timesteps=steps,
+            params={k: _plain(v) for k, v in result.config.items()},
+            run_dir=str(request.root / "trials" / str(trial_id)),
+        )
         rows.append(row)
     return sorted(rows, key=_rank)
 
