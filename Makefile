@@ -20,7 +20,7 @@ demo: venv
 	ROBOCELL=$(VENV)/bin/robocell scripts/demo.sh
 
 test: venv
-	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

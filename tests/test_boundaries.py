@@ -36,6 +36,7 @@ TORCH_FREE = (
     "robocell.eval.release.ledger",
     "robocell.eval.release.release",
     "robocell.envs.make",
+    "robocell.executor",
 )
 
 # folder -> robocell subpackages its modules must not import
