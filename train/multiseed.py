@@ -30,6 +30,7 @@ from robocell.errors import RobocellError
 from robocell.executor import ExecutorOptions, run_jobs
 from robocell.schema import to_dict
 from robocell.train.config import RunConfig, config_digest, config_from_dict
+from robocell.train.rundir import open_setup_dir
 from robocell.train.seed_summary import write_summary
 from robocell.util import atomic_write_json
 
@@ -98,7 +99,7 @@ def train_seeds(
     Returns the summary, or None when a seed was interrupted (its checkpoint is saved; the same
     command continues).
     """
-    _open_group(group)
+    open_setup_dir(group.root, "group.json", group.setup(), "--run-dir")
     started = time.monotonic()
     todo = [s for s in group.seeds if not group.held_out_file(s).exists()]
     jobs = [_job(group, seed) for seed in todo]
@@ -140,22 +141,6 @@ def train_and_evaluate(
         run, played = evaluate_run(run_dir, "best", first_seed, episodes)
         row.update(checkpoint=str(run.checkpoint_path), first_seed=first_seed, episodes=played)
     return row
-
-
-def _open_group(group: SeedGroup) -> None:
-    setup_file = group.root / "group.json"
-    if setup_file.exists():
-        old = json.loads(setup_file.read_text())
-        if old != group.setup():
-            changed = sorted(k for k in group.setup() if old.get(k) != group.setup()[k])
-            raise RobocellError(
-                f"{group.root}: was started with other {', '.join(changed)}; "
-                "continue it with the same command, or give another --run-dir"
-            )
-        return
-    if group.root.exists() and any(group.root.iterdir()):
-        raise RobocellError(f"{group.root}: exists, is not empty and holds no group.json")
-    atomic_write_json(setup_file, group.setup())
 
 
 def _job(group: SeedGroup, seed: int) -> tuple[Any, ...]:

@@ -6,7 +6,9 @@ weights and normaliser statistics (seed ``seed + r``, env kwargs from the config
 plays both policies on round r's validation seeds in the round's env, and promotes the
 challenger only when :func:`robocell.train.improve.decision.decide` says it is better
 (success not worse by an exact one-sided test, energy or cycle time better by a bootstrap
-CI); otherwise the champion stays. Every round is recorded in the registry
+CI); otherwise the champion stays. With ``--challengers K`` a round trains K challengers at
+once through the executor seam and promotes at most one, with Bonferroni-corrected claims
+(:mod:`robocell.train.improve.population`). Every round is recorded in the registry
 (:mod:`robocell.train.improve.policy_registry`), each new champion is exported as a bundle, and the
 figures and decisions go to TensorBoard under ``improve/``.
 

@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from robocell.errors import RobocellError
 from robocell.executor import ExecutorOptions, init_ray
 from robocell.schema import to_dict
 from robocell.train.config import RunConfig, config_digest, config_from_dict
+from robocell.train.rundir import open_setup_dir
 from robocell.train.sweep.space import (
     ScoreSpec,
     SweepSpace,
@@ -137,7 +136,7 @@ def run_sweep(request: SweepRequest, options: ExecutorOptions) -> list[dict[str,
 
     from robocell.train.sweep.trial_log import TrialLogger
 
-    _open_sweep(request)
+    open_setup_dir(request.root, "sweep.json", request.setup(), "--sweep-dir")
     root = request.root.resolve()
     base = to_dict(request.config)
     seeds = [request.config.seed + k for k in range(request.seeds)]
@@ -270,19 +269,3 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     return value
-
-
-def _open_sweep(request: SweepRequest) -> None:
-    path = request.root / "sweep.json"
-    if path.exists():
-        old = json.loads(path.read_text())
-        changed = sorted(k for k, v in request.setup().items() if old.get(k) != v)
-        if changed:
-            raise RobocellError(
-                f"{request.root}: was started with other {', '.join(changed)}; "
-                "continue it with the same command, or give another --sweep-dir"
-            )
-        return
-    if request.root.exists() and any(request.root.iterdir()):
-        raise RobocellError(f"{request.root}: exists, is not empty and holds no sweep.json")
-    atomic_write_json(path, request.setup())
