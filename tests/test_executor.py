@@ -6,6 +6,8 @@ Runs on Ray itself are in tests/test_ray.py.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import time
 import types
@@ -201,3 +203,26 @@ def test_bad_seed_options_are_refused(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["train", str(config), "--seeds", "0-1", "--seed", "3"]) == 2
     err = capsys.readouterr().err
     assert "runs backwards" in err and "not both" in err and "Traceback" not in err
+
+
+def test_ctrl_c_stops_the_group_and_the_same_command_continues(tmp_path: Path) -> None:
+    from test_train import spawn, wait_for_checkpoint
+
+    data = {**PENDULUM_TINY, "total_timesteps": 3072, "eval_freq": 1024, "checkpoint_freq": 256}
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(data))
+    group = tmp_path / "group"
+    args = ["train", str(config), "--seeds", "0-1", "--run-dir", str(group), "--quiet",
+            "--eval-episodes", "1"]  # fmt: skip
+    proc = spawn(*args)
+    wait_for_checkpoint(group / "s0", proc, at_least=256)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole process group
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "run the same command again to continue" in stderr and "Traceback" not in stderr
+    assert not (group / "s1").exists()  # no seed starts after the interrupt
+    saved = json.loads((group / "s0" / "checkpoints" / "latest.json").read_text())["timesteps"]
+    assert saved < 3072
+    assert main(args) == 0  # resumes seed 0 from its checkpoint, then trains seed 1
+    assert len((group / "s0" / "command.txt").read_text().splitlines()) == 2
+    assert json.loads((group / "summary.json").read_text())["runs"]["0"]["timesteps"] >= 3072

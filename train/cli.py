@@ -154,8 +154,9 @@ def _train_seeds(args: argparse.Namespace) -> int:
     options = options_from_args(args, args.workers)
     print(f"seed group: {root} ({len(seeds)} runs on {options.backend})   "
           f"(TensorBoard: robocell tb {root})", flush=True)  # fmt: skip
-    summary = train_seeds(group, options, log=lambda line: print(line, flush=True))
-    if summary is None:
+    try:
+        summary = train_seeds(group, options, log=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
         print(f"interrupted; run the same command again to continue {root}", file=sys.stderr)
         return 130
     for key in ("success", "energy_j", "cycle_time_s", "return"):

@@ -93,11 +93,11 @@ def default_group_dir(config: RunConfig, seeds: list[int], runs_root: str = "run
 
 def train_seeds(
     group: SeedGroup, options: ExecutorOptions, log: Callable[[str], None] = print
-) -> dict[str, Any] | None:
+) -> dict[str, Any]:
     """Train and evaluate every seed of ``group`` (each a job), then write the summary.
 
-    Returns the summary, or None when a seed was interrupted (its checkpoint is saved; the same
-    command continues).
+    A seed stopped by Ctrl-C or SIGTERM saves its checkpoint and ends the group with
+    KeyboardInterrupt (no further seed starts); the same command continues it.
     """
     open_setup_dir(group.root, "group.json", group.setup(), "--run-dir")
     started = time.monotonic()
@@ -107,16 +107,14 @@ def train_seeds(
     def done(index: int, result: dict[str, Any]) -> None:
         if result["interrupted"]:
             log(f"seed {todo[index]}: interrupted at step {result['timesteps']}")
-            return
+            raise KeyboardInterrupt
         atomic_write_json(group.held_out_file(todo[index]), result)
         log(
             f"seed {todo[index]}: {result['timesteps']} steps in {result['wall_s']:.0f} s, "
             f"held-out success {100 * _success(result['episodes']):.0f}%"
         )
 
-    results = run_jobs(train_and_evaluate, jobs, options, group.config.cpus_per_run, done)
-    if any(result["interrupted"] for result in results):
-        return None
+    run_jobs(train_and_evaluate, jobs, options, group.config.cpus_per_run, done)
     held_out = {s: json.loads(group.held_out_file(s).read_text()) for s in group.seeds}
     return write_summary(group, held_out, time.monotonic() - started, options.backend)
 
