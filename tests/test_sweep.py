@@ -13,7 +13,7 @@ import yaml
 from test_executor import PENDULUM_TINY
 
 from robocell.cli import main
-from robocell.schema import SchemaError, to_dict
+from robocell.schema import SchemaError
 from robocell.train.config import load_config
 from robocell.train.sweep.space import ScoreSpec, check_space, load_space, trial_score
 from robocell.train.sweep.tuner import TrialProgress
@@ -30,7 +30,7 @@ def test_packaged_spaces_fit_their_configs(config: str, space: str) -> None:
     run_config = load_config(f"configs/{config}.yaml")
     path, parsed = load_space(space)
     assert path.name == f"{space}.yaml" and "hyperparams.learning_rate" in parsed.params
-    check_space(parsed, run_config, to_dict(run_config))
+    check_space(parsed, run_config)
 
 
 def _lr(**spec: Any) -> dict[str, Any]:

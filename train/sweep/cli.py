@@ -43,7 +43,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from robocell.schema import to_dict
     from robocell.train.config import load_config
     from robocell.train.sweep.space import check_space, load_space
     from robocell.train.sweep.tuner import SweepRequest, run_sweep
@@ -54,7 +53,7 @@ def _sweep(args: argparse.Namespace) -> int:
             "eval_freq: a sweep stops and ranks trials on periodic evaluations; set eval_freq > 0"
         )
     space_path, space = load_space(args.space)
-    check_space(space, config, to_dict(config))
+    check_space(space, config)
     default = f"sweeps/{Path(args.config).stem}-{space_path.stem}"
     root = Path(args.sweep_dir or default)
     command = shlex.join(["robocell", *sys.argv[1:]])

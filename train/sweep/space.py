@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from robocell.errors import RobocellError
-from robocell.schema import SchemaError, parse
+from robocell.schema import SchemaError, parse, to_dict
 from robocell.train.config import RunConfig, config_from_dict, set_dotted
 from robocell.util import load_yaml, resolve_packaged
 
@@ -94,7 +94,7 @@ class AshaSpec:
     """ASHA early stopping (Ray Tune's ``ASHAScheduler``) on the periodic evaluations."""
 
     grace_period_steps: int = 10_000
-    """No trial is stopped before this many training steps."""
+    """No trial is stopped before this many training steps (at most a trial's whole budget)."""
     reduction_factor: float = 3.0
     """Keep the best 1/reduction_factor of the trials at each rung."""
 
@@ -143,19 +143,15 @@ def load_space(path: str | Path) -> tuple[Path, SweepSpace]:
         raise error from None
 
 
-def check_space(space: SweepSpace, config: RunConfig, base: dict[str, Any]) -> None:
+def check_space(space: SweepSpace, config: RunConfig) -> None:
     """Refuse a space whose keys or ranges do not give valid configs, naming the parameter."""
+    base = to_dict(config)
     for key, spec in space.params.items():
         for value in spec.ends():
             try:
                 config_from_dict(apply_params(base, {key: value}))
             except RobocellError as exc:
                 raise SchemaError(f"params.{key}", f"{value!r} gives a bad config: {exc}") from None
-    if space.asha.grace_period_steps > config.total_timesteps:
-        raise SchemaError(
-            "asha.grace_period_steps",
-            f"{space.asha.grace_period_steps} exceeds total_timesteps {config.total_timesteps}",
-        )
 
 
 def apply_params(base: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:

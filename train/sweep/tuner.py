@@ -175,7 +175,7 @@ def _tune_config(request: SweepRequest) -> Any:
         scheduler=ASHAScheduler(
             time_attr="timesteps",
             max_t=_max_steps(request),
-            grace_period=asha.grace_period_steps,
+            grace_period=min(asha.grace_period_steps, _max_steps(request)),
             reduction_factor=asha.reduction_factor,
         ),
         num_samples=request.trials,
