@@ -35,6 +35,7 @@ from robocell.eval.report import DEFAULT_STILL_EPISODES, render_stills, write_re
 from robocell.eval.runner import EpisodeJob, intake_bundle, run_episodes
 from robocell.eval.seeds import DERIVATION_RULE, check_commitment, commitment
 from robocell.eval.spec import BenchmarkSpec, spec_data, spec_digest
+from robocell.executor import ExecutorOptions, parallelism
 from robocell.util import atomic_write_bytes, canonical_json, sha256_bytes
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -64,13 +65,17 @@ def certify(
     workers: int = 1,
     progress: bool = True,
     stills: int = DEFAULT_STILL_EPISODES,
+    executor: ExecutorOptions | None = None,
 ) -> CertifyResult:
     """Certify the bundle on ``spec`` and write certificate, episode log and report to ``out_dir``.
 
     ``stills`` episodes are replayed with the bundle for the report's rollout stills (their
     first and last frame; 0: none). Refuses (before running anything) a master seed that does
     not match the commitment, an ``out_dir`` that exists and is not empty, and anything that is
-    not a fitting bundle. The directory appears complete or not at all.
+    not a fitting bundle. The directory appears complete or not at all. The episodes run on
+    ``workers`` local processes, or on Ray when ``executor`` says so: the certificate is the
+    same but for the ``run`` section (times and parallel workers) and the report line that
+    repeats it.
     """
     check_commitment(master_seed_hex, commitment_hex)
     out_dir = Path(out_dir)
@@ -80,14 +85,17 @@ def certify(
     subjects = subject_digests(bundle_dir)
     if subjects[ONNX_FILE] != policy.onnx_sha256:
         raise VerificationError(f"{bundle_dir}: {ONNX_FILE} changed after it was loaded")
-    job = EpisodeJob(str(bundle_dir), policy.onnx_sha256, spec.env_id, spec.env_kwargs)
+    # An absolute path: Ray workers need not share the working directory.
+    bundle_path = str(Path(bundle_dir).resolve())
+    job = EpisodeJob(bundle_path, policy.onnx_sha256, spec.env_id, spec.env_kwargs)
     started_at, start_s = _utc_now(), time.perf_counter()
-    records = run_episodes(job, master_seed_hex, spec.episodes, workers, progress)
+    options = executor or ExecutorOptions(workers=workers)
+    records = run_episodes(job, master_seed_hex, spec.episodes, workers, progress, options)
     run = {
         "started_at": started_at,
         "finished_at": _utc_now(),
         "episodes_wall_time_s": round(time.perf_counter() - start_s, 3),
-        "workers": workers,
+        "workers": parallelism(options),
     }
     evaluation = evaluate(spec, [record["metrics"] for record in records])
     still_images = render_stills(policy, spec, records, stills)

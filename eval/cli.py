@@ -7,6 +7,7 @@ from pathlib import Path
 
 from robocell.cli_helpers import count, positive_int
 from robocell.errors import RobocellError
+from robocell.executor import add_executor_arguments, options_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,6 +53,7 @@ def _register_certify(subparsers: argparse._SubParsersAction) -> None:
         help="episodes replayed for report.html's rollout stills (first and last frame; "
         "0: none; default 3, about 1.5 s each for a weld seam)",
     )
+    add_executor_arguments(certify)
     certify.set_defaults(func=_certify)
 
 
@@ -114,6 +116,7 @@ def _certify(args: argparse.Namespace) -> int:
         workers=args.workers,
         progress=not args.no_progress,
         stills=args.stills,
+        executor=options_from_args(args, args.workers),
     )
     print(f"benchmark: {spec.name} ({resolve_spec_path(args.benchmark)})")
     for c in result.evaluation.criteria:

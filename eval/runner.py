@@ -13,9 +13,7 @@ how many of its steps had an action outside the bundle's bounds (``invalid_actio
 from __future__ import annotations
 
 import math
-import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from robocell.errors import RobocellError, VerificationError
 from robocell.eval.decision import INVALID_ACTIONS
 from robocell.eval.seeds import episode_seed
 from robocell.eval.spec import BenchmarkSpec
+from robocell.executor import ExecutorOptions, run_jobs
 from robocell.util import canonical_json
 
 
@@ -92,47 +91,24 @@ def run_episodes(
     episodes: int,
     workers: int = 1,
     progress: bool = True,
+    executor: ExecutorOptions | None = None,
 ) -> list[dict[str, Any]]:
     """Run episodes 0 … n−1 with seeds derived from the master seed; records in index order.
 
     Each record is ``{"index", "seed", "metrics"}``; a metric that is not a finite number is
-    stored as ``None``. Any episode that raises aborts the whole run: none may be dropped.
+    stored as ``None``. Any episode that raises aborts the whole run: none may be dropped. The
+    episodes go through the executor seam (:mod:`robocell.executor`): ``workers`` local
+    processes, or Ray tasks when ``executor`` says so; the records are the same either way.
     """
     seeds = [episode_seed(master_seed_hex, i) for i in range(episodes)]
+    options = executor or ExecutorOptions(workers=workers)
+    jobs = [(job, index, seed) for index, seed in enumerate(seeds)]
     bar = tqdm(total=episodes, desc="episodes", unit="ep", disable=not progress, leave=False)
     try:
-        if workers <= 1:
-            records = []
-            for index, seed in enumerate(seeds):
-                records.append(run_one_episode(job, index, seed))
-                bar.update()
-        else:
-            records = _run_in_pool(job, seeds, workers, bar)
+        records = run_jobs(run_one_episode, jobs, options, on_done=lambda *_: bar.update())
     finally:
         bar.close()
     return sorted(records, key=lambda record: record["index"])
-
-
-def _run_in_pool(
-    job: EpisodeJob, seeds: list[int], workers: int, bar: tqdm
-) -> list[dict[str, Any]]:
-    # spawn, not fork: the parent holds an onnxruntime session whose threads fork cannot copy.
-    context = multiprocessing.get_context("spawn")
-    records = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures: dict[Future, int] = {
-            pool.submit(run_one_episode, job, index, seed): index
-            for index, seed in enumerate(seeds)
-        }
-        try:
-            for future in as_completed(futures):
-                records.append(future.result())
-                bar.update()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-    return records
 
 
 # One (policy, env) per process, reused across its episodes; keyed by the job it was built for.

@@ -14,7 +14,6 @@ import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,7 +26,7 @@ from robocell.eval.conditions import (
 )
 from robocell.eval.stats import episodes_needed
 from robocell.schema import SchemaError, parse, to_dict
-from robocell.util import canonical_json, load_yaml, sha256_bytes
+from robocell.util import canonical_json, load_yaml, resolve_packaged, sha256_bytes
 
 Comparison = Literal["<=", "<", ">=", ">", "=="]
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
@@ -206,11 +205,7 @@ def load_spec(path: str | Path) -> BenchmarkSpec:
 
 def resolve_spec_path(path: str | Path) -> Path:
     """``path`` if it exists, else the packaged ``configs/benchmarks/<path>.yaml``."""
-    candidate = Path(path)
-    if candidate.exists() or candidate.suffix:
-        return candidate
-    packaged = resources.files("robocell.configs") / "benchmarks" / f"{candidate.name}.yaml"
-    return Path(str(packaged)) if packaged.is_file() else candidate
+    return resolve_packaged(path, "benchmarks")
 
 
 def spec_data(spec: BenchmarkSpec) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Statistics of certification: exact binomial bounds, Wilson bounds, bootstrap CIs, IQM.
+"""Statistics of certification and training: exact binomial bounds, Wilson bounds, bootstrap CIs,
+IQM and its stratified-bootstrap interval over training seeds.
 
 The acceptance gate uses the one-sided Clopper–Pearson ("exact") lower bound: the smallest
 success probability p that is not rejected at level α when k of n episodes pass, i.e. the α
@@ -115,6 +116,36 @@ def _wilson(k: int, n: int, z: float) -> tuple[float, float]:
     spread = z * np.sqrt(p_hat * (1 - p_hat) / n + z * z / (4 * n * n))
     scale = 1 + z * z / n
     return float(max(0.0, (centre - spread) / scale)), float(min(1.0, (centre + spread) / scale))
+
+
+def stratified_iqm(
+    strata: Sequence[Sequence[float]],
+    confidence: float = 0.95,
+    seed: int = 0,
+    resamples: int = 2000,
+) -> tuple[float, float, float]:
+    """IQM over strata of the stratum means, with its stratified-bootstrap percentile CI.
+
+    rliable's interval estimate (Agarwal et al., 2021), in numpy: a stratum is one training
+    seed's held-out episodes. Each resample draws every stratum's episodes with replacement
+    *within* that stratum (each keeps its size), takes each stratum's mean and the IQM over the
+    strata; the interval is the percentile interval of those IQMs. Returns
+    ``(iqm, ci_low, ci_high)``; the same strata, confidence, seed and resamples give the same
+    interval.
+    """
+    groups = [np.asarray(values, dtype=float) for values in strata]
+    if not groups or any(group.size == 0 for group in groups):
+        raise ValueError("stratified bootstrap needs at least one stratum, none of them empty")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    point = iqm([group.mean() for group in groups])
+    rng = np.random.default_rng(seed)
+    means = np.stack(
+        [g[rng.integers(0, g.size, (resamples, g.size))].mean(axis=1) for g in groups], axis=1
+    )
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(sps.trim_mean(means, 0.25, axis=1), [tail, 100 - tail])
+    return point, float(low), float(high)
 
 
 def _check_counts(k: int, n: int, alpha: float) -> None:

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "robocell.train.cli",
     "robocell.agents.cli",
     "robocell.train.improve.cli",
+    "robocell.train.sweep.cli",
 )
 
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,12 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int])
     open_nodes.discard(key)
     sizes[key] = total
     return total
+
+
+def resolve_packaged(path: str | Path, folder: str) -> Path:
+    """``path`` if it exists or has a suffix, else the packaged ``configs/<folder>/<path>.yaml``."""
+    candidate = Path(path)
+    if candidate.exists() or candidate.suffix:
+        return candidate
+    packaged = resources.files("robocell.configs") / folder / f"{candidate.name}.yaml"
+    return Path(str(packaged)) if packaged.is_file() else candidate

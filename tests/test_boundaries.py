@@ -42,6 +42,7 @@ TORCH_FREE = (
     "robocell.eval.release.store_postgres",
     "robocell.eval.release.store_sqlite",
     "robocell.envs.make",
+    "robocell.executor",
 )
 
 # folder -> robocell subpackages its modules must not import

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from robocell.cli_helpers import count, positive_int
 from robocell.errors import RobocellError
+from robocell.executor import add_executor_arguments, options_from_args
 
 if TYPE_CHECKING:
     from robocell.train.trainer import TrainResult
@@ -38,6 +39,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint"
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--seeds",
+        metavar="SEEDS",
+        help="train one run per seed (0-4, or 0,3,7) and summarise them over seeds",
+    )
+    train.add_argument(
+        "--eval-episodes",
+        type=positive_int,
+        default=20,
+        help="held-out episodes per seed with --seeds (default 20)",
+    )
+    train.add_argument(
+        "--workers", type=positive_int, default=1, help="local processes with --seeds (default 1)"
+    )
+    add_executor_arguments(train)
     train.set_defaults(func=_train)  # fmt: skip
 
     evaluate = subparsers.add_parser(
@@ -106,19 +122,50 @@ def _train(args: argparse.Namespace) -> int:
     from robocell.train.trainer import check_resumable, default_run_dir, resume_run, start_run
 
     if args.resume:
-        if args.config or args.overrides or args.seed is not None or args.run_dir:
-            raise RobocellError("--resume continues a run with its own config; "
-                                "give no CONFIG, --set, --seed or --run-dir with it")  # fmt: skip
+        if args.config or args.overrides or args.seed is not None or args.run_dir or args.seeds:
+            raise RobocellError(
+                "--resume continues a run with its own config; "
+                "give no CONFIG, --set, --seed, --seeds or --run-dir with it"
+            )
         check_resumable(args.resume)
         result = resume_run(args.resume, _command_line(), progress=not args.quiet)
     else:
         if not args.config:
             raise RobocellError("give a CONFIG file (or --resume RUN_DIR)")
+        if args.seeds is not None:
+            return _train_seeds(args)
         config = load_config(args.config, args.overrides, args.seed)
         run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config)
         print(f"run directory: {run_dir}   (TensorBoard: robocell tb {run_dir})", flush=True)
         result = start_run(config, run_dir, _command_line(), progress=not args.quiet)
     return _report(result)
+
+
+def _train_seeds(args: argparse.Namespace) -> int:
+    from robocell.train.config import load_config
+    from robocell.train.multiseed import SeedGroup, default_group_dir, parse_seeds, train_seeds
+
+    if args.seed is not None:
+        raise RobocellError("give --seed or --seeds, not both")
+    seeds = parse_seeds(args.seeds)
+    config = load_config(args.config, args.overrides, seeds[0])
+    root = Path(args.run_dir) if args.run_dir else default_group_dir(config, seeds)
+    group = SeedGroup(config, seeds, root, _command_line(), EVAL_FIRST_SEED, args.eval_episodes)
+    options = options_from_args(args, args.workers)
+    print(f"seed group: {root} ({len(seeds)} runs on {options.backend})   "
+          f"(TensorBoard: robocell tb {root})", flush=True)  # fmt: skip
+    try:
+        summary = train_seeds(group, options, log=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
+        print(f"interrupted; run the same command again to continue {root}", file=sys.stderr)
+        return 130
+    for key in ("success", "energy_j", "cycle_time_s", "return"):
+        row = summary["figures"].get(key)
+        if row is not None:
+            print(f"{key:14s} IQM {row['iqm']:.4g}  95% CI [{row['ci_low']:.4g}, "
+                  f"{row['ci_high']:.4g}] over seeds {seeds[0]}…{seeds[-1]}")  # fmt: skip
+    print(f"summary: {root / 'summary.md'}")
+    return 0
 
 
 def _report(result: TrainResult) -> int:
@@ -137,18 +184,9 @@ def _report(result: TrainResult) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from robocell.envs.make import make_cell
-    from robocell.envs.rollout import episode_seeds
-    from robocell.train.evaluate import figure_table, model_policy, run_episodes
-    from robocell.train.rundir import load_run
+    from robocell.train.evaluate import evaluate_run, figure_table
 
-    run = load_run(args.run, args.checkpoint)
-    env = make_cell(run.config.env_id, run.config.env_kwargs)
-    try:
-        policy = model_policy(run.model, run.normalizer)
-        episodes = run_episodes(env, policy, episode_seeds(args.seed, args.episodes))
-    finally:
-        env.close()
+    run, episodes = evaluate_run(args.run, args.checkpoint, args.seed, args.episodes)
     table = figure_table(episodes)
     if args.json:
         print(

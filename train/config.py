@@ -155,6 +155,11 @@ class RunConfig:
         check_policy_kwargs(self.policy_kwargs)
 
     @property
+    def cpus_per_run(self) -> int:
+        """CPUs a run keeps busy: one per env process with ``subproc``, else one."""
+        return self.n_envs if self.vec_env == "subproc" else 1
+
+    @property
     def gamma(self) -> float:
         """The discount factor (the algorithm's default when not set)."""
         return float(self.hyperparams.get("gamma", 0.99))

@@ -36,11 +36,13 @@ class PeriodicEvaluator:
         state: RunState,
         should_stop: Callable[[], bool],
         clock_s: Callable[[], float],
+        on_row: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.config, self.paths, self.model, self.venv = config, paths, model, venv
         self.state = state
         self.should_stop = should_stop
         self.clock_s = clock_s
+        self.on_row = on_row
         self.last_eval_step = -1
         self._env: Any = None
 
@@ -66,6 +68,8 @@ class PeriodicEvaluator:
         if recorder is not None and recorder.frames:
             self._save_video(recorder.frames)
         append_metrics(self.paths, row)
+        if self.on_row is not None:
+            self.on_row(row)
         return True
 
     def close(self) -> None:

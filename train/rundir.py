@@ -148,6 +148,27 @@ def run_lock(paths: RunPaths) -> Iterator[None]:
         handle.close()  # closing releases the flock
 
 
+def open_setup_dir(root: Path, record: str, setup: dict[str, Any], option: str) -> None:
+    """Start a directory of several runs (a seed group, a sweep) or continue one.
+
+    A new directory gets ``record`` (JSON) holding ``setup``; an existing one must hold the same
+    setup, else the error names what changed and the ``option`` that picks another directory.
+    """
+    path = root / record
+    if path.exists():
+        old = json.loads(path.read_text())
+        changed = sorted(key for key, value in setup.items() if old.get(key) != value)
+        if changed:
+            raise RobocellError(
+                f"{root}: was started with other {', '.join(changed)}; "
+                f"continue it with the same command, or give another {option}"
+            )
+        return
+    if root.exists() and any(root.iterdir()):
+        raise RobocellError(f"{root}: exists, is not empty and holds no {record}")
+    atomic_write_json(path, setup)
+
+
 def append_command(paths: RunPaths, command: str) -> None:
     """Add a command line to ``command.txt``."""
     old = paths.command.read_text() if paths.command.exists() else ""
@@ -205,6 +226,17 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     if not path.exists():
         raise RobocellError(f"{paths.latest}: names {name}, which is missing")
     return path
+
+
+def latest_steps(run_dir: str | Path) -> int | None:
+    """Timesteps of the newest complete checkpoint, or None before the first one."""
+    paths = RunPaths(Path(run_dir))
+    if latest_checkpoint(run_dir) is None:
+        return None
+    try:
+        return int(json.loads(paths.latest.read_text())["timesteps"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise RobocellError(f"{paths.latest}: not a checkpoint record") from None
 
 
 # ---------------------------------------------------------------------- loading

@@ -9,9 +9,12 @@ or SIGTERM stop training after the current step, save a checkpoint and return wi
 from __future__ import annotations
 
 import contextlib
+import json
+import shutil
 import signal
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,9 +28,13 @@ from robocell.train.rundir import (
     RunPaths,
     append_command,
     create_run_dir,
+    latest_steps,
     read_config,
     run_lock,
 )
+
+EvaluationHook = Callable[[dict[str, Any]], None]
+"""Called with each periodic evaluation's ``metrics.jsonl`` row (sweeps report it to Tune)."""
 
 
 @dataclass
@@ -51,32 +58,85 @@ def default_run_dir(config: RunConfig, runs_root: str | Path = "runs") -> Path:
 
 
 def start_run(
-    config: RunConfig, run_dir: str | Path, command: str, progress: bool = True
+    config: RunConfig,
+    run_dir: str | Path,
+    command: str,
+    progress: bool = True,
+    on_evaluation: EvaluationHook | None = None,
 ) -> TrainResult:
     """Create ``run_dir`` for ``config`` and train it to ``total_timesteps``."""
     paths = create_run_dir(run_dir, config, command)
     with run_lock(paths):
-        return Trainer(config, paths, resume=False, progress=progress).run()
+        return Trainer(config, paths, False, progress, on_evaluation).run()
 
 
-def resume_run(run_dir: str | Path, command: str, progress: bool = True) -> TrainResult:
+def resume_run(
+    run_dir: str | Path,
+    command: str,
+    progress: bool = True,
+    on_evaluation: EvaluationHook | None = None,
+) -> TrainResult:
     """Continue the run in ``run_dir`` from its latest checkpoint; refused while another
     process trains it."""
     config = read_config(run_dir)
     paths = RunPaths(Path(run_dir))
     with run_lock(paths):
         append_command(paths, command)
-        return Trainer(config, paths, resume=True, progress=progress).run()
+        return Trainer(config, paths, True, progress, on_evaluation).run()
+
+
+def train_or_resume(
+    config: RunConfig,
+    run_dir: str | Path,
+    command: str,
+    on_evaluation: EvaluationHook | None = None,
+) -> TrainResult:
+    """Train ``config`` in ``run_dir`` to the end, picking up whatever an earlier try left.
+
+    The job of a seed, a sweep trial or a retried task: a finished run is left as it is, a run
+    with a checkpoint is resumed, a run killed before its first checkpoint starts again. A run
+    directory holding another config is refused.
+    """
+    from robocell.train.config import config_digest
+
+    paths = RunPaths(Path(run_dir))
+    if not paths.config.exists():
+        return start_run(config, run_dir, command, False, on_evaluation)
+    if config_digest(read_config(run_dir)) != config_digest(config):
+        raise RobocellError(f"{run_dir}: holds a run of another config; choose another directory")
+    steps = latest_steps(run_dir)
+    if steps is None:
+        shutil.rmtree(paths.root)  # nothing resumable yet: at most one checkpoint interval lost
+        return start_run(config, run_dir, command, False, on_evaluation)
+    if steps >= config.total_timesteps:
+        return TrainResult(paths.root, steps, 0.0, False, _best_score(paths))
+    return resume_run(run_dir, command, False, on_evaluation)
+
+
+def _best_score(paths: RunPaths) -> list[float] | None:
+    score = paths.best / "score.json"
+    if not score.exists():
+        return None
+    data = json.loads(score.read_text())
+    return [data["success_rate"], data["mean_return"]]
 
 
 class Trainer:
     """Owns one training session of a run (a fresh start or a resume)."""
 
-    def __init__(self, config: RunConfig, paths: RunPaths, resume: bool, progress: bool) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        paths: RunPaths,
+        resume: bool,
+        progress: bool,
+        on_evaluation: EvaluationHook | None = None,
+    ) -> None:
         self.config = config
         self.paths = paths
         self.resume = resume
         self.progress = progress
+        self.on_evaluation = on_evaluation
         self.stop_requested = False
         self.venv: Any = None
         self.model: Any = None
@@ -94,7 +154,7 @@ class Trainer:
             self._setup_model()
             evaluator = PeriodicEvaluator(self.config, self.paths, self.model, self.venv,
                                           self.state, lambda: self.stop_requested,
-                                          self._wall_s)  # fmt: skip
+                                          self._wall_s, self.on_evaluation)  # fmt: skip
             with self._stop_on_signals():
                 if self._clones_demonstrations():
                     self._warm_start(evaluator)
@@ -181,6 +241,10 @@ class Trainer:
 
     @contextlib.contextmanager
     def _stop_on_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # e.g. a Ray Tune trial: only the main thread may install handlers
+            return
+
         def request_stop(signum: int, frame: Any) -> None:
             self.stop_requested = True
             # A second Ctrl-C interrupts at once (the checkpoint of the first is lost).

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from robocell.cli_helpers import count
 from robocell.errors import RobocellError
+from robocell.executor import add_executor_arguments, options_from_args
 from robocell.train.improve.policy_registry import PolicyRegistry
 
 DEFAULT_REGISTRY = "registry"
@@ -51,6 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="override a config value, e.g. improve.alpha=0.01 (repeatable)",
     )
     improve.add_argument("--quiet", action="store_true", help="no progress bars")
+    improve.add_argument(
+        "--challengers",
+        type=count(1),
+        default=1,
+        help="challengers trained in parallel per round (Bonferroni-corrected; default 1)",
+    )
+    add_executor_arguments(improve)
     improve.set_defaults(func=_improve)
 
     registry = subparsers.add_parser("registry", help="inspect the policy registry of improve")
@@ -81,6 +89,8 @@ def _improve(args: argparse.Namespace) -> int:
         shlex.join(["robocell", *sys.argv[1:]]),
         Path(args.from_run) if args.from_run else None,
         progress=not args.quiet,
+        challengers=args.challengers,
+        executor=options_from_args(args, workers=args.challengers),
     )
     print(
         f"registry: {args.registry}   (TensorBoard: robocell tb {args.registry}/tb "

@@ -6,7 +6,9 @@ weights and normaliser statistics (seed ``seed + r``, env kwargs from the config
 plays both policies on round r's validation seeds in the round's env, and promotes the
 challenger only when :func:`robocell.train.improve.decision.decide` says it is better
 (success not worse by an exact one-sided test, energy or cycle time better by a bootstrap
-CI); otherwise the champion stays. Every round is recorded in the registry
+CI); otherwise the champion stays. With ``--challengers K`` a round trains K challengers at
+once through the executor seam and promotes at most one, with Bonferroni-corrected claims
+(:mod:`robocell.train.improve.population`). Every round is recorded in the registry
 (:mod:`robocell.train.improve.policy_registry`), each new champion is exported as a bundle, and the
 figures and decisions go to TensorBoard under ``improve/``.
 
@@ -17,19 +19,18 @@ continues with the first unfinished round, redoing it from its start.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from robocell.errors import RobocellError
+from robocell.executor import ExecutorOptions, run_jobs
 from robocell.schema import SchemaError, to_dict
 from robocell.train.config import RunConfig, config_digest, config_from_dict
 from robocell.train.improve.config import ImproveConfig
 from robocell.train.improve.decision import (
     Decision,
-    PromotionRule,
     decide,
-    validation_block,
     validation_seeds,
 )
 from robocell.train.improve.policy_registry import (
@@ -38,6 +39,17 @@ from robocell.train.improve.policy_registry import (
     registry_lock,
     version_id,
 )
+from robocell.train.improve.population import (
+    MAX_CHALLENGERS,
+    challenger_configs,
+    check_seed_namespaces,
+    pick,
+    promotion_rule,
+    round_config,
+    runner_up_reason,
+    train_challenger,
+)
+from robocell.train.improve.round_log import RoundLog
 from robocell.train.rundir import LoadedRun, load_run
 
 Log = Callable[[str], None]
@@ -56,6 +68,10 @@ class ImproveRequest:
     adopt_run: Path | None = None
     """A trained run to adopt as the first champion instead of training round 0."""
     progress: bool = True
+    challengers: int = 1
+    """Challengers trained per round, in parallel (see :mod:`.population`)."""
+    executor: ExecutorOptions = field(default_factory=ExecutorOptions)
+    """Where the challengers train: local processes or Ray."""
 
 
 @dataclass
@@ -77,35 +93,12 @@ def resolve_improve(config: RunConfig, steps_per_round: int | None = None) -> Ru
     return config_from_dict(data)
 
 
-def promotion_rule(improve: ImproveConfig) -> PromotionRule:
-    """The promotion test's settings from the config's ``improve`` section."""
-    return PromotionRule(
-        improve.alpha,
-        improve.confidence,
-        tuple(improve.figures),
-        improve.efficiency_episodes,
-        improve.min_paired_episodes,
-    )
-
-
-def round_config(base: RunConfig, round_index: int) -> RunConfig:
-    """The training config of one round (round 0: the base config as it is)."""
-    improve = base.improve
-    data = to_dict(base)
-    data["run_name"] = None
-    if round_index > 0:
-        data.update(
-            total_timesteps=improve.steps_per_round,
-            seed=base.seed + round_index,
-            env_kwargs=improve.env_kwargs_for_round(base.env_kwargs, round_index),
-        )
-    return config_from_dict(data)
-
-
 def run_improve(request: ImproveRequest, log: Log = print) -> ImproveResult:
     """Run rounds until round ``request.rounds`` is finished (or a stop signal)."""
     config = request.config
-    check_seed_namespaces(config, request.rounds)
+    if not 1 <= request.challengers <= MAX_CHALLENGERS:
+        raise RobocellError(f"--challengers must be in [1, {MAX_CHALLENGERS}]")
+    check_seed_namespaces(config, request.rounds, request.challengers)
     check_schedule(config, request.rounds)
     adopt = str(request.adopt_run.resolve()) if request.adopt_run else None
     setup = {
@@ -113,6 +106,8 @@ def run_improve(request: ImproveRequest, log: Log = print) -> ImproveResult:
         "algo": config.algo,
         "base_config_digest": config_digest(config),
     }
+    if request.challengers > 1:  # absent for one: registries of the single loop stay valid
+        setup["challengers"] = request.challengers
     with registry_lock(request.registry_dir):
         registry = PolicyRegistry.open_or_create(request.registry_dir, setup, to_dict(config))
         adopt = _adopted_run(registry, adopt)
@@ -128,27 +123,6 @@ def _adopted_run(registry: PolicyRegistry, adopt: str | None) -> str | None:
     if adopt is not None and adopt != recorded:
         raise RobocellError(f"{registry.root}: round 0 already adopted {recorded}, not {adopt}")
     return recorded
-
-
-def check_seed_namespaces(config: RunConfig, rounds: int) -> None:
-    """Refuse configs whose training or evaluation seeds overlap the validation seeds."""
-    block = validation_block(rounds)
-    used = {
-        "seed": range(config.seed, config.seed + rounds + config.n_envs),
-        "eval_seed": range(config.eval_seed, config.eval_seed + config.eval_episodes),
-    }
-    if config.pretrain is not None:  # demonstrations are played in round 0 only
-        demo = config.pretrain
-        count = demo.episodes + demo.dagger_rounds * demo.dagger_episodes
-        used["pretrain.first_seed"] = range(demo.first_seed, demo.first_seed + count)
-    for name, seeds in used.items():
-        if max(seeds.start, block.start) < min(seeds.stop, block.stop):
-            raise SchemaError(
-                name,
-                f"seeds {seeds.start}–{seeds.stop - 1} overlap the "
-                f"validation seeds of robocell improve ({block.start}–"
-                f"{block.stop - 1}); choose another {name}",
-            )
 
 
 def check_schedule(config: RunConfig, rounds: int) -> None:
@@ -183,7 +157,7 @@ class ImproveLoop:
         self.adopt = adopt
         self.log = log
         self.improve: ImproveConfig = request.config.improve
-        self._tb: Any = None
+        self._tb = RoundLog(registry.tb_dir)
 
     def run(self) -> ImproveResult:
         """Finish every due round; stops early (and says which round) on a stop signal."""
@@ -193,15 +167,14 @@ class ImproveLoop:
             while self.registry.next_round <= self.request.rounds:
                 r = self.registry.next_round
                 self.registry.begin_round(r)
-                clear_partial_round(self.registry, r)
+                clear_partial_round(self.registry, r, self._ids(r))
                 done = self._initial_round() if r == 0 else self._challenger_round(r)
                 if not done:
                     interrupted = r
                     break
                 finished.append(r)
         finally:
-            if self._tb is not None:
-                self._tb.close()
+            self._tb.close()
         return ImproveResult(
             self.registry.root, self.registry.index["champion"], finished, interrupted
         )
@@ -227,70 +200,105 @@ class ImproveLoop:
         seeds = validation_seeds(0, self.improve.validation_episodes)
         episodes = self._play(run, config, seeds)
         summary = self._record_validation(0, seeds, {"v000": episodes})["v000"]
-        self._log_tb(0, summary, None, None)
-        entry = self._entry(0, None, run, run_dir, config, summary)
+        self._tb.log(0, summary, None, None)
+        entry = self._entry(0, version_id(0), None, run, run_dir, config, summary)
         entry.update(decision="initial", reason="first champion")
         entry.update(self._export(run_dir, "v000"))
         self.registry.commit(entry, champion=True)
         self.log(f"round 0: champion v000 — {_figures_line(summary)}")
         return True
 
+    def _ids(self, r: int) -> list[str]:
+        return [version_id(0)] if r == 0 else list(self._configs(r))
+
+    def _configs(self, r: int) -> dict[str, RunConfig]:
+        return challenger_configs(self.request.config, r, self.request.challengers)
+
     def _challenger_round(self, r: int) -> bool:
         champion = self.registry.champion
         assert champion is not None  # round 0 is committed before any challenger round
         parent_dir = self.registry.resolve(champion["run_dir"])
         parent = load_run(parent_dir, "best")
-        config = round_config(self.request.config, r)
-        if not self._train_challenger(r, champion["id"], config, parent, parent_dir):
+        configs = self._configs(r)
+        if not self._train_challengers(r, champion["id"], configs, parent, parent_dir):
             return False
-        challenger = load_run(self.registry.run_dir(r), "best")
-        entry = self._judge(r, champion["id"], parent, challenger, config)
-        self.registry.commit(entry, champion=entry["decision"] == "promoted")
-        self.log(f"round {r}: {entry['id']} {entry['reason']}")
+        entries = self._judge(r, champion["id"], parent, configs)
+        promoted = [entry["id"] for entry in entries if entry["decision"] == "promoted"]
+        self.registry.commit_round(entries, promoted[0] if promoted else None)
+        for entry in entries:
+            self.log(f"round {r}: {entry['id']} {entry['reason']}")
         return True
 
-    def _train_challenger(
-        self, r: int, parent_id: str, config: RunConfig, parent: LoadedRun, parent_dir: Path
+    def _train_challengers(
+        self,
+        r: int,
+        parent_id: str,
+        configs: dict[str, RunConfig],
+        parent: LoadedRun,
+        parent_dir: Path,
     ) -> bool:
-        from robocell.train.improve.warm_start import start_run_from
-
-        run_dir = self.registry.run_dir(r)
+        one = len(configs) == 1
+        config = next(iter(configs.values()))
         self.log(
-            f"round {r}: training challenger {version_id(r)} from {parent_id} "
+            f"round {r}: training challenger(s) {', '.join(configs)} from {parent_id} "
             f"({config.total_timesteps} steps, env_kwargs {config.env_kwargs})"
         )
-        result = start_run_from(
-            config,
-            run_dir,
-            self.request.command,
-            parent.checkpoint_path,
-            parent.normalizer,
-            reward_stats_of(parent_dir),
-            self.request.progress,
-        )
-        return not result.interrupted
+        progress = self.request.progress and one and not self.request.executor.use_ray
+        stats = reward_stats_of(parent_dir)
+        zip_path = str(parent.checkpoint_path.resolve())
+        jobs = [
+            (to_dict(cfg), str(self.registry.version_run_dir(vid).resolve()),
+             self.request.command, zip_path, parent.normalizer, stats, progress)
+            for vid, cfg in configs.items()
+        ]  # fmt: skip
+        finished = run_jobs(train_challenger, jobs, self.request.executor, config.cpus_per_run)
+        return all(finished)
 
     def _judge(
-        self, r: int, parent_id: str, parent: LoadedRun, challenger: LoadedRun, config: RunConfig
-    ) -> dict[str, Any]:
-        """Play both on round ``r``'s seeds, decide, export a promoted challenger."""
-        vid = version_id(r)
+        self, r: int, parent_id: str, parent: LoadedRun, configs: dict[str, RunConfig]
+    ) -> list[dict[str, Any]]:
+        """Play champion and challengers on round ``r``'s seeds, decide, export the chosen."""
+        config = next(iter(configs.values()))  # every challenger of a round has its env
         seeds = validation_seeds(r, self.improve.validation_episodes)
-        old, new = self._play(parent, config, seeds), self._play(challenger, config, seeds)
-        decision = decide(old, new, promotion_rule(self.improve))
-        summaries = self._record_validation(r, seeds, {parent_id: old, vid: new})
-        self._log_tb(r, summaries[parent_id], summaries[vid], decision)
-        entry = self._entry(
-            r, parent_id, challenger, self.registry.run_dir(r), config, summaries[vid]
-        )
+        old = self._play(parent, config, seeds)
+        runs = {vid: load_run(self.registry.version_run_dir(vid), "best") for vid in configs}
+        played = {vid: self._play(run, config, seeds) for vid, run in runs.items()}
+        rule = promotion_rule(self.improve, len(configs))
+        decisions = {vid: decide(old, new, rule) for vid, new in played.items()}
+        chosen = pick(decisions)
+        summaries = self._record_validation(r, seeds, {parent_id: old, **played})
+        shown = chosen or next(iter(configs))
+        self._tb.log(r, summaries[parent_id], summaries[shown], decisions[shown])
+        return [
+            self._challenger_entry(r, parent_id, vid, runs[vid], config, summaries,
+                                   decisions[vid], chosen)
+            for vid in configs
+        ]  # fmt: skip
+
+    def _challenger_entry(
+        self,
+        r: int,
+        parent_id: str,
+        vid: str,
+        run: LoadedRun,
+        config: RunConfig,
+        summaries: dict[str, dict[str, float]],
+        decision: Decision,
+        chosen: str | None,
+    ) -> dict[str, Any]:
+        run_dir = self.registry.version_run_dir(vid)
+        entry = self._entry(r, vid, parent_id, run, run_dir, config, summaries[vid])
+        reason = decision.reason
+        if decision.promote and vid != chosen:
+            reason = runner_up_reason(decision, str(chosen))
         entry.update(
             compared_with={"version": parent_id, "validation": summaries[parent_id]},
-            decision="promoted" if decision.promote else "rejected",
-            reason=decision.reason,
+            decision="promoted" if vid == chosen else "rejected",
+            reason=reason,
             test=decision.to_dict(),
         )
-        if decision.promote:
-            entry.update(self._export(self.registry.run_dir(r), vid))
+        if vid == chosen:
+            entry.update(self._export(run_dir, vid))
         return entry
 
     # ------------------------------------------------------------------ pieces
@@ -318,6 +326,7 @@ class ImproveLoop:
     def _entry(
         self,
         r: int,
+        vid: str,
         parent: str | None,
         run: LoadedRun,
         run_dir: Path,
@@ -325,7 +334,7 @@ class ImproveLoop:
         summary: dict[str, float],
     ) -> dict[str, Any]:
         return {
-            "id": version_id(r),
+            "id": vid,
             "round": r,
             "parent": parent,
             "run_dir": self.registry.relative(run_dir),
@@ -349,42 +358,6 @@ class ImproveLoop:
         report = export_run(run_dir, bundle_dir, "best", overwrite=True)
         self.log(f"exported {vid} to {bundle_dir} (parity max |Δa| {report.max_abs_diff:.2g})")
         return {"bundle": self.registry.relative(bundle_dir), "onnx_sha256": report.onnx_sha256}
-
-    def _log_tb(
-        self,
-        r: int,
-        champion: dict[str, float],
-        challenger: dict[str, float] | None,
-        decision: Decision | None,
-    ) -> None:
-        if self._tb is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._tb = SummaryWriter(str(self.registry.tb_dir))
-        for role, summary in (("champion", champion), ("challenger", challenger)):
-            for key, value in _tb_figures(summary).items():
-                self._tb.add_scalar(f"improve/{role}/{key}", value, r)
-        if decision is not None:
-            self._tb.add_scalar("improve/promoted", float(decision.promote), r)
-            for test in decision.figures:
-                self._tb.add_scalar(f"improve/diff/{test.figure}", test.diff_mean, r)
-                self._tb.add_scalar(f"improve/diff/{test.figure}_ci_high", test.ci_high, r)
-            self._tb.add_text("improve/decision", decision.reason, r)
-        self._tb.flush()
-
-
-def _tb_figures(summary: dict[str, float] | None) -> dict[str, float]:
-    if summary is None:
-        return {}
-    figures = {"success_rate": summary["success_rate"]}
-    figures.update(
-        {
-            k.removeprefix("mean/"): v
-            for k, v in summary.items()
-            if k.startswith("mean/") and k != "mean/success"
-        }
-    )
-    return figures
 
 
 def _figures_line(summary: dict[str, float]) -> str:

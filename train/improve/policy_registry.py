@@ -67,6 +67,11 @@ class PolicyRegistry:
         """Where round ``round_index`` trains."""
         return self.root / "runs" / f"round-{round_index:03d}"
 
+    def version_run_dir(self, vid: str) -> Path:
+        """Where version ``vid`` trains: ``runs/round-003`` for v003, ``runs/round-003b`` for
+        v003b (one of several challengers)."""
+        return self.root / "runs" / f"round-{vid.removeprefix('v')}"
+
     def bundle_dir(self, vid: str) -> Path:
         """Where version ``vid`` is exported when it becomes champion."""
         return self.root / "bundles" / vid
@@ -187,14 +192,20 @@ class PolicyRegistry:
 
     def commit(self, entry: dict[str, Any], champion: bool) -> None:
         """Add a finished round's version (the new champion when ``champion``), atomically."""
-        if entry["round"] != self.next_round:
-            raise RobocellError(
-                f"round {entry['round']} committed while round {self.next_round} is due"
-            )
-        self.index["versions"].append({**entry, "created": utc_now()})
-        if champion:
-            self.index["champion"] = entry["id"]
-        self.index["next_round"] = entry["round"] + 1
+        self.commit_round([entry], entry["id"] if champion else None)
+
+    def commit_round(self, entries: list[dict[str, Any]], champion: str | None) -> None:
+        """Add every version of a finished round and its new champion (if any), atomically."""
+        for entry in entries:
+            if entry["round"] != self.next_round:
+                raise RobocellError(
+                    f"round {entry['round']} committed while round {self.next_round} is due"
+                )
+        now = utc_now()
+        self.index["versions"].extend({**entry, "created": now} for entry in entries)
+        if champion is not None:
+            self.index["champion"] = champion
+        self.index["next_round"] = self.next_round + 1
         self.index["in_progress"] = None
         self.save()
 
@@ -231,12 +242,12 @@ def registry_lock(root: Path) -> Iterator[None]:
         yield
 
 
-def clear_partial_round(registry: PolicyRegistry, round_index: int) -> None:
-    """Remove what an interrupted ``round_index`` left: run dir, validation file, bundle."""
-    vid = version_id(round_index)
+def clear_partial_round(registry: PolicyRegistry, round_index: int, ids: list[str]) -> None:
+    """Remove what an interrupted round left: run dirs, validation file, bundles of ``ids``."""
     bundles = registry.root / "bundles"
-    leftovers = list(bundles.glob(f".{vid}.*")) if bundles.is_dir() else []
-    for path in (registry.run_dir(round_index), registry.bundle_dir(vid), *leftovers):
-        if path.is_dir():
-            shutil.rmtree(path)
+    for vid in ids:
+        leftovers = list(bundles.glob(f".{vid}.*")) if bundles.is_dir() else []
+        for path in (registry.version_run_dir(vid), registry.bundle_dir(vid), *leftovers):
+            if path.is_dir():
+                shutil.rmtree(path)
     registry.validation_file(round_index).unlink(missing_ok=True)
