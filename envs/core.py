@@ -25,6 +25,10 @@ from robocell.envs.energy import EnergyMeter
 from robocell.envs.robot import KukaIiwa
 from robocell.envs.sim import Sim, projection_matrix, view_matrix
 
+# A reset keeps the loaded robot and rebuilds everything else (Sim.clear), which steps bitwise
+# like a world built from scratch; every this many resets the world is built from scratch
+# anyway, which frees what PyBullet keeps of removed bodies (e.g. their visual shapes).
+REBUILD_EVERY_RESETS = 1000
 # Joint speeds above this (rad/s) or TCP positions this far from the base (m) mean the
 # solver blew up: the iiwa's fastest joint turns at 2.4 rad/s and it reaches 0.82 m.
 EXPLODING_SPEED_RAD_S = 50.0
@@ -137,6 +141,8 @@ class CellEnv(gym.Env):
         self.meter = EnergyMeter()
         self.observation_space = task.observation_space
         self.action_space = task.action_space
+        # Only a rendered physics client needs visual shapes; they cost time at every reset.
+        sim.visual_shapes = render_mode is not None
         self.physics_steps_per_action = round(task.control_period_s / sim.timestep_s)
         # Cells whose step is a whole cycle (seconds) still play videos at one step per second.
         fps = max(1, round(1.0 / task.control_period_s))
@@ -144,6 +150,7 @@ class CellEnv(gym.Env):
         self._steps = 0
         self._episode_return_terms: dict[str, float] = {}
         self._last_obs: Any = None
+        self._resets_since_build = REBUILD_EVERY_RESETS
 
     @property
     def max_steps(self) -> int:
@@ -159,12 +166,11 @@ class CellEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
-        """Rebuild the world from scratch (bitwise deterministic for a seed) and randomise."""
+        """Rebuild the world (bitwise as if from scratch, whatever ran before) and randomise."""
         super().reset(seed=seed)
         self.task.np_random = self.np_random
-        self.sim.reset()
+        self._restore_robot()
         with self.sim.no_rendering():
-            self.robot.load()
             self.task.build()
         self.task.reset_task()
         self.meter.reset()
@@ -206,6 +212,18 @@ class CellEnv(gym.Env):
     # ------------------------------------------------------------------ internals
     def _term_names(self) -> tuple[str, ...]:
         return (*self.task.reward_term_names, "energy")
+
+    def _restore_robot(self) -> None:
+        """An empty world but for the robot at home, at rest, as a freshly loaded one."""
+        if self._resets_since_build < REBUILD_EVERY_RESETS:
+            self.sim.clear(keep=(self.robot.name,))
+            self.robot.restart()
+            self._resets_since_build += 1
+            return
+        self.sim.reset()
+        with self.sim.no_rendering():
+            self.robot.load()
+        self._resets_since_build = 1
 
     def _run_physics(self) -> None:
         # The hot loop: per physics step only the hooks, the step and one raw joint read;

@@ -143,12 +143,19 @@ class KukaIiwa:
     def load(self, q: Sequence[float] = IIWA_HOME) -> None:
         """Create the robot in the (freshly reset) simulation at joint positions ``q``."""
         self.sim.load_urdf(self.name, self.urdf_path, self.base_position, fixed_base=True)
+        self.sim.exclude_self_pairs(self.name)
         joints = self.sim.joints(self.name)
         self.joint_indices = [j.index for j in joints if j.kind != 4][: self.n_joints]
         self.lower = np.asarray([joints[i].lower for i in self.joint_indices])
         self.upper = np.asarray([joints[i].upper for i in self.joint_indices])
         self.tcp_link = self.sim.link_index(self.name, "tcp")
         self.flange_link = self.joint_indices[-1]
+        self.torque_control = False
+        self._commanded_tau = np.zeros(self.n_joints)
+        self.reset_joints(q)
+
+    def restart(self, q: Sequence[float] = IIWA_HOME) -> None:
+        """Put the loaded arm back as :meth:`load` leaves it: at ``q``, at rest, held there."""
         self.torque_control = False
         self._commanded_tau = np.zeros(self.n_joints)
         self.reset_joints(q)

@@ -40,6 +40,7 @@ class JointControl:
     client: BulletClient
     body_id: Callable[[str], int]
     _bodies: dict[str, int]
+    _sensors: set[tuple[str, int]]
 
     def joints(self, name: str) -> list[JointInfo]:
         """Every joint of a body, in index order."""
@@ -82,13 +83,18 @@ class JointControl:
 
     def reset_joints(self, name: str, joints: Sequence[int], positions: Sequence[float]) -> None:
         """Teleport joints to positions with zero velocity."""
-        body = self.body_id(name)
-        for joint, position in zip(joints, positions, strict=True):
-            self.client.resetJointState(body, joint, float(position), 0.0)
+        values = [[float(position)] for position in positions]
+        if len(values) != len(joints):
+            raise ValueError(f"{len(joints)} joints but {len(values)} positions")
+        self.client.resetJointStatesMultiDof(
+            self.body_id(name), list(joints), values, [[0.0]] * len(values)
+        )
 
     def enable_torque_sensor(self, name: str, joint: int) -> None:
-        """Turn on the 6-axis reaction force/torque readout of a joint."""
-        self.client.enableJointForceTorqueSensor(self.body_id(name), joint, True)
+        """Turn on the 6-axis reaction force/torque readout of a joint (once per body)."""
+        if (name, joint) not in self._sensors:
+            self.client.enableJointForceTorqueSensor(self.body_id(name), joint, True)
+            self._sensors.add((name, joint))
 
     def joint_reaction_wrench(self, name: str, joint: int) -> np.ndarray:
         """Reaction wrench (Fx, Fy, Fz, Mx, My, Mz) in N and N·m at a sensed joint."""
