@@ -15,7 +15,9 @@ physics blow-up (NaN or exploding state) truncates the episode with ``info["faul
 from __future__ import annotations
 
 import copy
+import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -151,6 +153,10 @@ class CellEnv(gym.Env):
         self._episode_return_terms: dict[str, float] = {}
         self._last_obs: Any = None
         self._resets_since_build = REBUILD_EVERY_RESETS
+        self._physics_hooks = (
+            _hook(task, "before_physics_step"),
+            _hook(task, "after_physics_step"),
+        )
 
     @property
     def max_steps(self) -> int:
@@ -226,29 +232,35 @@ class CellEnv(gym.Env):
         self._resets_since_build = 1
 
     def _run_physics(self) -> None:
-        # The hot loop: per physics step only the hooks, the step and one raw joint read;
-        # the energy arithmetic runs once per action on the recorded arrays.
-        robot, task, sim = self.robot, self.task, self.sim
-        tool_power_w = []
+        # The hot loop: per physics step only the hooks the task fills in, the step and the
+        # robot's record (one joint read, which a torque controller's next read shares); the
+        # energy arithmetic runs once per action on the recorded arrays.
+        robot, step, tool_power_w = self.robot, self.sim.step, self.task.tool_power_w
+        before, after = self._physics_hooks
+        powers = []
         robot.start_recording()
         for substep in range(self.physics_steps_per_action):
-            task.before_physics_step(substep)
-            sim.step()
+            if before is not None:
+                before(substep)
+            step()
             robot.record()
-            tool_power_w.append(task.tool_power_w())
-            task.after_physics_step(substep)
+            powers.append(tool_power_w())
+            if after is not None:
+                after(substep)
         tau_nm, qd_rad_s = robot.recorded()
-        self.meter.add_steps(tau_nm, qd_rad_s, np.asarray(tool_power_w), sim.timestep_s)
+        self.meter.add_steps(tau_nm, qd_rad_s, np.asarray(powers), self.sim.timestep_s)
         self._last_qd = qd_rad_s[-1]
 
     def _fault(self) -> str | None:
-        # Joint speeds come from the physics loop's last recorded step: no extra read.
-        tcp, _ = self.robot.tcp_pose()
-        if not (np.all(np.isfinite(self._last_qd)) and np.all(np.isfinite(tcp))):
+        # Joint speeds come from the physics loop's last recorded step, the TCP from the
+        # robot's reading of this state (which the task's own measurement then shares).
+        speed = float(np.abs(self._last_qd).max())
+        x, y, z = self.robot.tcp_pose()[0].tolist()
+        if not all(map(math.isfinite, (speed, x, y, z))):
             return "nan_state"
-        if np.abs(self._last_qd).max() > EXPLODING_SPEED_RAD_S:
+        if speed > EXPLODING_SPEED_RAD_S:
             return "exploding_joint_speed"
-        if np.linalg.norm(tcp) > EXPLODING_DISTANCE_M:
+        if math.hypot(x, y, z) > EXPLODING_DISTANCE_M:
             return "exploding_position"
         return None
 
@@ -280,3 +292,10 @@ class CellEnv(gym.Env):
         metrics.update({f"return/{k}": v for k, v in self._episode_return_terms.items()})
         metrics.update(self.task.episode_figures())
         return metrics
+
+
+def _hook(task: Task, name: str) -> Callable[[int], None] | None:
+    """The task's per-physics-step hook, or None where it keeps the default (nothing)."""
+    if getattr(type(task), name) is getattr(Task, name):
+        return None
+    return getattr(task, name)

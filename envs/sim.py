@@ -88,6 +88,9 @@ class Sim(BodyControl, JointControl):
         self._collision_shapes: dict[tuple, int] = {}
         self._sensors: set[tuple[str, int]] = set()
         self.visual_shapes = True
+        # Counts changes of the world's state (steps, teleports): readings taken at the same
+        # count are still true, so a robot reads its joints once per state.
+        self.state_version = 0
         self.reset()
 
     # ------------------------------------------------------------------ lifecycle
@@ -104,6 +107,7 @@ class Sim(BodyControl, JointControl):
     def reset(self) -> None:
         """Remove every body and restore the engine settings (a fresh, deterministic world)."""
         self.client.resetSimulation(flags=self._reset_flags)
+        self.state_version += 1
         self._bodies.clear()
         self._collision_shapes.clear()
         self._sensors.clear()
@@ -129,6 +133,7 @@ class Sim(BodyControl, JointControl):
     def step(self) -> None:
         """Advance the physics by one fixed time step."""
         self.client.stepSimulation()
+        self.state_version += 1
 
     @contextmanager
     def no_rendering(self) -> Iterator[None]:
@@ -150,6 +155,7 @@ class Sim(BodyControl, JointControl):
         self.client.resetBasePositionAndOrientation(
             self.body_id(name), list(position), list(orientation)
         )
+        self.state_version += 1
 
     # ------------------------------------------------------------------ contacts
     def set_contact_breaking_threshold(self, factor: float) -> None:

@@ -32,6 +32,7 @@ class BodyControl:
     _collision_shapes: dict[tuple, int]
     _sensors: set[tuple[str, int]]
     visual_shapes: bool
+    state_version: int
 
     # ------------------------------------------------------------------ bodies
     def body_id(self, name: str) -> int:
@@ -173,6 +174,7 @@ class BodyControl:
             self.client.removeConstraint(self.client.getConstraintUniqueId(index))
         for name in reversed(names[len(keep) :]):
             self.remove_body(name)
+        self.state_version += 1
 
     def set_color(self, name: str, rgba: Sequence[float], link: int = -1) -> None:
         """Change a body's (or link's) colour."""

@@ -210,9 +210,7 @@ class PegInsertTask(Task):
     # ------------------------------------------------------------------ state and reward
     def _measure(self, previous: PegState | None) -> PegState:
         # The TCP frame is the tool's (and the sensor's) frame moved along the tool axis.
-        tcp_m, quat, velocity_m_s, _ = self.sim.link_pose_velocity(
-            self.robot.name, self.robot.tcp_link
-        )
+        tcp_m, quat, velocity_m_s, _ = self.robot.tcp_state()
         # Row vectors times to_world: each row expressed in the hole frame.
         rows = np.array([tcp_m - self.hole_nominal_m, tcp_m - self.hole_true_m, velocity_m_s])
         nominal, true, velocity = (rows @ self.to_world) * 1000.0

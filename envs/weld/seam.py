@@ -6,6 +6,7 @@ and a :class:`PlatePose` maps plate coordinates to the world (metres) and back.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,26 +24,38 @@ class PlatePose:
     top_z_m: float
     yaw_rad: float
 
+    @functools.cached_property
+    def yaw_cos_sin(self) -> tuple[float, float]:
+        """cos and sin of the yaw (computed once per pose: every step converts with them)."""
+        return np.cos(self.yaw_rad), np.sin(self.yaw_rad)
+
     def to_plate_mm(self, world_m: np.ndarray) -> np.ndarray:
         """World points (…, 3) in metres → plate coordinates (…, 3) in mm (z above the top)."""
-        c, s = np.cos(self.yaw_rad), np.sin(self.yaw_rad)
+        c, s = self.yaw_cos_sin
         dx = world_m[..., 0] - self.x_m
         dy = world_m[..., 1] - self.y_m
-        local = np.stack([c * dx + s * dy, -s * dx + c * dy, world_m[..., 2] - self.top_z_m], -1)
+        local = _stack_last([c * dx + s * dy, -s * dx + c * dy, world_m[..., 2] - self.top_z_m])
         return local * 1000.0
 
     def to_world_m(self, plate_mm: np.ndarray) -> np.ndarray:
         """Plate points (…, 2) in mm → world points (…, 3) in metres on the top surface."""
-        c, s = np.cos(self.yaw_rad), np.sin(self.yaw_rad)
+        c, s = self.yaw_cos_sin
         x, y = plate_mm[..., 0] / 1000.0, plate_mm[..., 1] / 1000.0
         z = np.full_like(x, self.top_z_m)
-        return np.stack([self.x_m + c * x - s * y, self.y_m + s * x + c * y, z], -1)
+        return _stack_last([self.x_m + c * x - s * y, self.y_m + s * x + c * y, z])
 
     def direction_to_world(self, plate_dir: np.ndarray) -> np.ndarray:
         """A plate-frame direction (…, 3) as a world direction (…, 3)."""
-        c, s = np.cos(self.yaw_rad), np.sin(self.yaw_rad)
+        c, s = self.yaw_cos_sin
         x, y, z = plate_dir[..., 0], plate_dir[..., 1], plate_dir[..., 2]
-        return np.stack([c * x - s * y, s * x + c * y, z], -1)
+        return _stack_last([c * x - s * y, s * x + c * y, z])
+
+
+def _stack_last(components: list) -> np.ndarray:
+    """``np.stack(components, -1)``; for scalars (one point) the cheaper ``np.array``."""
+    if np.ndim(components[0]) == 0:
+        return np.array(components)
+    return np.stack(components, -1)
 
 
 class Seam:
