@@ -14,14 +14,16 @@ import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from robocell.errors import RobocellError, VerificationError
 from robocell.eval.seeds import episode_seed
-from robocell.eval.spec import BenchmarkSpec
 from robocell.util import canonical_json
+
+if TYPE_CHECKING:  # a spawned worker imports this module: keep scipy.stats (spec) out of it
+    from robocell.eval.spec import BenchmarkSpec
 
 
 @dataclass(frozen=True)

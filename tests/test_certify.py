@@ -254,6 +254,33 @@ def test_random_bundle_fails(bundles: dict, keys: tuple[Path, Path], tmp_path: P
     assert len(log) == 12  # every episode ran and counts, failed or not
 
 
+def test_the_certificate_does_not_depend_on_the_worker_count(
+    bundles: dict, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # Two workers run the episodes in another order and each of their envs sees other
+    # episodes before; only the run's timing and worker count may differ.
+    spec = parse_spec(small_weld_spec(6))
+    contents = []
+    for workers in (1, 2):
+        out = tmp_path / f"cert_{workers}"
+        result = certify(
+            bundles["scripted"],
+            spec,
+            FIXED_SEED,
+            seeds.commitment(FIXED_SEED),
+            load_private_key(keys[0]),
+            out,
+            workers=workers,
+            progress=False,
+        )
+        statement = json.loads(json.dumps(result.statement))
+        predicate = statement["predicate"]
+        assert predicate.pop("run")["workers"] == workers
+        predicate["report"].pop("report.md")  # the report shows the run: timing, workers
+        contents.append((statement, (out / "episodes.jsonl").read_bytes()))
+    assert contents[0] == contents[1]
+
+
 def test_certify_refuses_a_used_output_directory(
     bundles: dict, keys: tuple[Path, Path], tmp_path: Path
 ) -> None:
