@@ -170,7 +170,7 @@ class PegInsertTask(Task):
             self.before_physics_step(substep)
             self.sim.step()
         self.sim.set_contact_breaking_threshold(DEFAULT_CONTACT_BREAKING_THRESHOLD)
-        self.sensor.sample()
+        self._sample_sensor()
         self.sensor.tare()
         self.elapsed_s = 0.0
         self.state = self._measure(None)
@@ -201,6 +201,10 @@ class PegInsertTask(Task):
         self.controller.apply()
         if substep > 0:
             self.sensor.add_sample(self.controller.last_read[-1][2])
+
+    def _sample_sensor(self) -> None:
+        """The sensor's sample of the present state, from the robot's shared joint reading."""
+        self.sensor.add_sample(self.robot.joint_reading()[-1][2])
 
     def after_physics_step(self, substep: int) -> None:
         """After the period's last step, give other cells Bullet's default back."""
@@ -234,7 +238,7 @@ class PegInsertTask(Task):
 
     def compute_reward_terms(self) -> dict[str, float]:
         """Close the sensor's period, update the peg state and score the step."""
-        self.sensor.sample()
+        self._sample_sensor()
         self.sensor.end_period()
         self.elapsed_s += self.control_period_s
         self.state = self._measure(self.state)
