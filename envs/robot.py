@@ -262,7 +262,7 @@ class KukaIiwa:
         q = self.sim.inverse_kinematics(
             self.name, self.tcp_link, position, orientation, max_iterations=iterations
         )
-        return np.clip(q[: self.n_joints], self.lower, self.upper)
+        return np.minimum(np.maximum(q[: self.n_joints], self.lower), self.upper)
 
     def set_joint_targets(self, q: Sequence[float]) -> None:
         """Position control towards ``q`` with the motors' torque limits."""

@@ -134,7 +134,8 @@ class WeldProcess:
         span[fresh] = np.where(quality[fresh], GOOD, DEFECT)
 
     def _cell_indices(self, s: np.ndarray) -> np.ndarray:
-        return np.clip(np.round(s / SAMPLE_SPACING_MM).astype(int), 0, len(self.cells) - 1)
+        cells = np.round(s / SAMPLE_SPACING_MM).astype(int)
+        return np.minimum(np.maximum(cells, 0), len(self.cells) - 1)
 
     def _cell_span(self, s: np.ndarray) -> slice:
         """The cells that samples at arc lengths ``s`` (mm) can weld."""
