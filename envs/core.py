@@ -59,7 +59,11 @@ class Task(ABC):
 
     @abstractmethod
     def build(self) -> None:
-        """Create the workpiece and fixtures in a freshly reset simulation (robot loaded)."""
+        """Create the workpiece and fixtures in a world holding only the robot, at home.
+
+        Called at every reset: the env keeps the loaded robot and removes every other body
+        before (see ``CellEnv.reset``), so the world is built bitwise as from scratch.
+        """
 
     @abstractmethod
     def reset_task(self) -> None:

@@ -173,7 +173,11 @@ class KukaIiwa:
         self._reading_version = self._tcp_version = -1
 
     def restart(self, q: Sequence[float] = IIWA_HOME) -> None:
-        """Put the loaded arm back as :meth:`load` leaves it: at ``q``, at rest, held there."""
+        """Put the loaded arm back as :meth:`load` leaves it: at ``q``, at rest, held there.
+
+        Dynamics a task changes on the arm (a link's friction, joint damping) stay as the
+        task left them; tasks set theirs at every reset, before the first physics step.
+        """
         self.torque_control = False
         self._commanded_tau = np.zeros(self.n_joints)
         self.reset_joints(q)
