@@ -8,6 +8,12 @@ themselves.
 
 Physics is stepped one ``stepSimulation`` at a time (``numSubSteps`` stays 0): joint torques
 read back after each step are then the true applied torques, which the energy meter needs.
+
+A world that is stepped uses Bullet's simple broadphase. It finds overlapping pairs in the
+order of its proxy handles, and hands the handles of removed bodies out again last-freed
+first; so a world cleared back to its oldest bodies (:meth:`Sim.clear`, removing newest
+first) finds the same pairs in the same order as one built from scratch, and steps bitwise
+like it. The default tree broadphase finds pairs in an order that depends on its history.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ import numpy as np
 import pybullet as p
 import pybullet_data
 
+from robocell.envs.sim_bodies import BodyControl
 from robocell.envs.sim_joints import JointControl
-from robocell.envs.sim_types import BoxPart, Contact, Light
+from robocell.envs.sim_types import Contact, Light
 
 DATA_PATH = pybullet_data.getDataPath()
 # Bullet's default contact breaking threshold factor (btPersistentManifold.cpp).
@@ -52,13 +59,16 @@ class BulletClient:
         return attribute
 
 
-class Sim(JointControl):
+class Sim(BodyControl, JointControl):
     """A PyBullet physics client with named bodies.
 
     Args:
         timestep_s: fixed physics step in seconds.
         gravity: gravity along z in m/s².
         solver_iterations: constraint solver iterations per step.
+        simple_broadphase: find pairs in a history-free order (see the module docstring).
+            A client that is never stepped (a camera's, a planner's) can do without: making
+            a world with the simple broadphase costs about 10 ms.
     """
 
     def __init__(
@@ -66,14 +76,22 @@ class Sim(JointControl):
         timestep_s: float = 1.0 / 240.0,
         gravity: float = -9.81,
         solver_iterations: int = 50,
+        simple_broadphase: bool = True,
     ) -> None:
         self.timestep_s = timestep_s
         self._gravity = gravity
         self._solver_iterations = solver_iterations
+        self._reset_flags = p.RESET_USE_SIMPLE_BROADPHASE if simple_broadphase else 0
         self.client = BulletClient()
         self._open = True
         self._bodies: dict[str, int] = {}
-        self._configure()
+        self._collision_shapes: dict[tuple, int] = {}
+        self._sensors: set[tuple[str, int]] = set()
+        self.visual_shapes = True
+        # Counts changes of the world's state (steps, teleports): readings taken at the same
+        # count are still true, so a robot reads its joints once per state.
+        self.state_version = 0
+        self.reset()
 
     # ------------------------------------------------------------------ lifecycle
     def _configure(self) -> None:
@@ -88,8 +106,11 @@ class Sim(JointControl):
 
     def reset(self) -> None:
         """Remove every body and restore the engine settings (a fresh, deterministic world)."""
-        self.client.resetSimulation()
+        self.client.resetSimulation(flags=self._reset_flags)
+        self.state_version += 1
         self._bodies.clear()
+        self._collision_shapes.clear()
+        self._sensors.clear()
         self._configure()
 
     def close(self) -> None:
@@ -112,6 +133,7 @@ class Sim(JointControl):
     def step(self) -> None:
         """Advance the physics by one fixed time step."""
         self.client.stepSimulation()
+        self.state_version += 1
 
     @contextmanager
     def no_rendering(self) -> Iterator[None]:
@@ -121,144 +143,6 @@ class Sim(JointControl):
             yield
         finally:
             self.client.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 1)
-
-    # ------------------------------------------------------------------ bodies
-    def body_id(self, name: str) -> int:
-        """The PyBullet id of a named body (KeyError names the body)."""
-        try:
-            return self._bodies[name]
-        except KeyError:
-            raise KeyError(f"no body named {name!r} in this simulation") from None
-
-    def has_body(self, name: str) -> bool:
-        """Whether a body of that name exists."""
-        return name in self._bodies
-
-    def _add(self, name: str, body: int) -> int:
-        if name in self._bodies:
-            raise ValueError(f"a body named {name!r} already exists")
-        self._bodies[name] = body
-        return body
-
-    def load_urdf(
-        self,
-        name: str,
-        path: str,
-        position: Vec3 = (0.0, 0.0, 0.0),
-        orientation: Quat = (0.0, 0.0, 0.0, 1.0),
-        fixed_base: bool = False,
-        self_collision: bool = False,
-    ) -> int:
-        """Load a URDF (absolute or relative to pybullet_data) as a named body."""
-        flags = p.URDF_USE_INERTIA_FROM_FILE
-        if self_collision:
-            flags |= p.URDF_USE_SELF_COLLISION
-        body = self.client.loadURDF(
-            path,
-            basePosition=list(position),
-            baseOrientation=list(orientation),
-            useFixedBase=fixed_base,
-            flags=flags,
-        )
-        return self._add(name, body)
-
-    def create_box(
-        self,
-        name: str,
-        half_extents: Vec3,
-        position: Vec3,
-        orientation: Quat = (0.0, 0.0, 0.0, 1.0),
-        mass_kg: float = 0.0,
-        rgba: Sequence[float] = (0.6, 0.6, 0.6, 1.0),
-        collision: bool = True,
-        lateral_friction: float | None = None,
-    ) -> int:
-        """A box body; ``mass_kg=0`` makes it static. Boxes have no convex-hull margin."""
-        return self.create_compound(
-            name,
-            [BoxPart(tuple(half_extents), (0.0, 0.0, 0.0), rgba)],
-            position,
-            orientation,
-            mass_kg,
-            collision,
-            lateral_friction,
-        )
-
-    def create_compound(
-        self,
-        name: str,
-        parts: Sequence[BoxPart],
-        position: Vec3,
-        orientation: Quat = (0.0, 0.0, 0.0, 1.0),
-        mass_kg: float = 0.0,
-        collision: bool = True,
-        lateral_friction: float | None = None,
-    ) -> int:
-        """One rigid body made of boxes placed in its frame (e.g. a block with a hole)."""
-        half = [list(part.half_extents) for part in parts]
-        offsets = [list(part.offset) for part in parts]
-        orientations = [list(part.orientation) for part in parts]
-        visual = self.client.createVisualShapeArray(
-            shapeTypes=[p.GEOM_BOX] * len(parts),
-            halfExtents=half,
-            visualFramePositions=offsets,
-            visualFrameOrientations=orientations,
-            rgbaColors=[list(part.rgba) for part in parts],
-        )
-        collision_shape = -1
-        if collision:
-            collision_shape = self.client.createCollisionShapeArray(
-                shapeTypes=[p.GEOM_BOX] * len(parts),
-                halfExtents=half,
-                collisionFramePositions=offsets,
-                collisionFrameOrientations=orientations,
-            )
-        body = self.client.createMultiBody(
-            baseMass=mass_kg,
-            baseCollisionShapeIndex=collision_shape,
-            baseVisualShapeIndex=visual,
-            basePosition=list(position),
-            baseOrientation=list(orientation),
-        )
-        self._set_contact_params(body, lateral_friction)
-        return self._add(name, body)
-
-    def _set_contact_params(self, body: int, lateral_friction: float | None) -> None:
-        if lateral_friction is not None:
-            self.client.changeDynamics(body, -1, lateralFriction=lateral_friction)
-
-    def remove_body(self, name: str) -> None:
-        """Delete a named body from the world."""
-        self.client.removeBody(self._bodies.pop(name))
-
-    def set_color(self, name: str, rgba: Sequence[float], link: int = -1) -> None:
-        """Change a body's (or link's) colour."""
-        self.client.changeVisualShape(self.body_id(name), link, rgbaColor=list(rgba))
-
-    def change_dynamics(self, name: str, link: int = -1, **kwargs: float) -> None:
-        """Pass-through to ``changeDynamics`` for a named body's link."""
-        self.client.changeDynamics(self.body_id(name), link, **kwargs)
-
-    def allow_sleep(self, name: str, asleep_now: bool = False) -> None:
-        """Let a free body fall asleep when it comes to rest (Bullet's deactivation).
-
-        A resting body then costs no collision work until something touches it, which
-        wakes it up; the result stays deterministic. ``asleep_now`` puts a body that was
-        created at rest to sleep at once.
-        """
-        body = self.body_id(name)
-        state = p.ACTIVATION_STATE_ENABLE_SLEEPING
-        self.client.changeDynamics(body, -1, activationState=state)
-        if asleep_now:
-            self.client.changeDynamics(body, -1, activationState=p.ACTIVATION_STATE_SLEEP)
-
-    def wake_up(self, name: str) -> None:
-        """Wake a sleeping body (e.g. before constraining it)."""
-        self.client.changeDynamics(
-            self.body_id(name),
-            -1,
-            activationState=p.ACTIVATION_STATE_WAKE_UP,
-        )
 
     # ------------------------------------------------------------------ base state
     def base_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -271,6 +155,7 @@ class Sim(JointControl):
         self.client.resetBasePositionAndOrientation(
             self.body_id(name), list(position), list(orientation)
         )
+        self.state_version += 1
 
     # ------------------------------------------------------------------ contacts
     def set_contact_breaking_threshold(self, factor: float) -> None:

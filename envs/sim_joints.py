@@ -6,6 +6,7 @@ through ``self.client`` (the Sim's ``BulletClient``) on bodies named by ``self.b
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -40,6 +41,8 @@ class JointControl:
     client: BulletClient
     body_id: Callable[[str], int]
     _bodies: dict[str, int]
+    _sensors: set[tuple[str, int]]
+    state_version: int
 
     def joints(self, name: str) -> list[JointInfo]:
         """Every joint of a body, in index order."""
@@ -80,15 +83,35 @@ class JointControl:
         """``getJointStates`` as PyBullet returns it (for hot loops that batch the parsing)."""
         return self.client.getJointStates(self._bodies[name], joints)
 
+    def joint_state_reader(self, name: str, joints: Sequence[int]) -> Callable[[], tuple]:
+        """:meth:`raw_joint_states` of these joints bound once: one call per read, for hot loops."""
+        return functools.partial(self.client.getJointStates, self.body_id(name), list(joints))
+
+    def torque_commander(self, name: str, joints: Sequence[int]) -> Callable[[list[float]], None]:
+        """:meth:`set_torques` of these joints bound once; call it with a list of N·m."""
+        control = functools.partial(
+            self.client.setJointMotorControlArray,
+            self.body_id(name),
+            list(joints),
+            self.client.TORQUE_CONTROL,
+        )
+        return lambda torques: control(forces=torques)
+
     def reset_joints(self, name: str, joints: Sequence[int], positions: Sequence[float]) -> None:
         """Teleport joints to positions with zero velocity."""
-        body = self.body_id(name)
-        for joint, position in zip(joints, positions, strict=True):
-            self.client.resetJointState(body, joint, float(position), 0.0)
+        values = [[float(position)] for position in positions]
+        if len(values) != len(joints):
+            raise ValueError(f"{len(joints)} joints but {len(values)} positions")
+        self.client.resetJointStatesMultiDof(
+            self.body_id(name), list(joints), values, [[0.0]] * len(values)
+        )
+        self.state_version += 1
 
     def enable_torque_sensor(self, name: str, joint: int) -> None:
-        """Turn on the 6-axis reaction force/torque readout of a joint."""
-        self.client.enableJointForceTorqueSensor(self.body_id(name), joint, True)
+        """Turn on the 6-axis reaction force/torque readout of a joint (once per body)."""
+        if (name, joint) not in self._sensors:
+            self.client.enableJointForceTorqueSensor(self.body_id(name), joint, True)
+            self._sensors.add((name, joint))
 
     def joint_reaction_wrench(self, name: str, joint: int) -> np.ndarray:
         """Reaction wrench (Fx, Fy, Fz, Mx, My, Mz) in N and N·m at a sensed joint."""
@@ -110,8 +133,8 @@ class JointControl:
                 body,
                 list(joints),
                 p.POSITION_CONTROL,
-                targetPositions=list(positions),
-                forces=list(forces),
+                targetPositions=_floats(positions),
+                forces=_floats(forces),
             )
             return
         for joint, position, force, velocity in zip(
@@ -146,9 +169,9 @@ class JointControl:
             self.body_id(name),
             list(joints),
             p.POSITION_CONTROL,
-            targetPositions=list(positions),
-            targetVelocities=list(velocities),
-            forces=list(forces),
+            targetPositions=_floats(positions),
+            targetVelocities=_floats(velocities),
+            forces=_floats(forces),
             positionGains=[position_gain] * n,
             velocityGains=[velocity_gain] * n,
         )
@@ -239,3 +262,8 @@ class JointControl:
         """Joint-space inertia matrix M(q) (n × n, kg·m²) of a fixed-base body."""
         matrix = self.client.calculateMassMatrix(self.body_id(name), list(q))
         return np.asarray(matrix)
+
+
+def _floats(values: Sequence[float] | np.ndarray) -> list[float]:
+    """Plain Python floats: PyBullet parses them faster than numpy scalars (same values)."""
+    return values.tolist() if isinstance(values, np.ndarray) else [float(v) for v in values]

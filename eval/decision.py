@@ -23,6 +23,7 @@ import numpy as np
 
 from robocell.eval.conditions import bucket_criteria
 from robocell.eval.robustness import ConditionResult, bucket_episodes, robustness_table
+from robocell.eval.runner import INVALID_ACTIONS
 from robocell.eval.spec import BenchmarkSpec, Criterion, Figure
 from robocell.eval.stats import binomial_bounds, bootstrap_ci, iqm
 
@@ -31,7 +32,6 @@ PASSED, FAILED = "PASSED", "FAILED"
 Metrics = dict[str, float | None]
 #: Per-episode metric the runner records: steps whose action was non-finite, of the wrong
 #: shape or outside the bundle's bounds.
-INVALID_ACTIONS = "invalid_actions"
 
 
 @dataclass

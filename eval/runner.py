@@ -16,16 +16,20 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from robocell.errors import RobocellError, VerificationError
-from robocell.eval.decision import INVALID_ACTIONS
 from robocell.eval.seeds import episode_seed
-from robocell.eval.spec import BenchmarkSpec
 from robocell.executor import ExecutorOptions, run_jobs
 from robocell.util import canonical_json
+
+if TYPE_CHECKING:  # a spawned worker imports this module: keep scipy.stats (spec) out of it
+    from robocell.eval.spec import BenchmarkSpec
+
+# The episode log's count of steps whose action left the bundle's bounds (the action gate).
+INVALID_ACTIONS = "invalid_actions"
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from robocell.envs import ENV_IDS
 from robocell.envs.weld.controller import ScriptedWelder
 from robocell.errors import RobocellError, VerificationError
 from robocell.eval import seeds
-from robocell.eval.certify import certify
+from robocell.eval.certify import CertifyResult, certify
 from robocell.eval.keys import (
     generate_keypair,
     load_private_key,
@@ -59,6 +59,22 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return generate_keypair(tmp_path_factory.mktemp("keys"))
+
+
+def _certify(
+    bundle: Path, spec: dict, keys: tuple[Path, Path], out: Path, workers: int = 1
+) -> CertifyResult:
+    """Certify with the fixed master seed and the module's key."""
+    return certify(
+        bundle,
+        parse_spec(spec),
+        FIXED_SEED,
+        seeds.commitment(FIXED_SEED),
+        load_private_key(keys[0]),
+        out,
+        workers=workers,
+        progress=False,
+    )
 
 
 def _write_spec(path: Path, data: dict) -> Path:
@@ -242,22 +258,30 @@ def test_scripted_bundle_passes_via_the_cli(
 
 
 def test_random_bundle_fails(bundles: dict, keys: tuple[Path, Path], tmp_path: Path) -> None:
-    spec = parse_spec(small_weld_spec(12))
-    result = certify(
-        bundles["random"],
-        spec,
-        FIXED_SEED,
-        seeds.commitment(FIXED_SEED),
-        load_private_key(keys[0]),
-        tmp_path / "cert",
-        progress=False,
-    )
+    result = _certify(bundles["random"], small_weld_spec(12), keys, tmp_path / "cert")
     assert result.verdict == "FAILED"
     success = next(c for c in result.evaluation.criteria if c.name == "success")
     assert success.k == 0 and success.verdict == "FAIL"
     assert verify_certificate(result.certificate_path, keys[1]).verdict == "FAILED"
     log = (tmp_path / "cert" / "episodes.jsonl").read_text().splitlines()
     assert len(log) == 12  # every episode ran and counts, failed or not
+
+
+def test_the_certificate_does_not_depend_on_the_worker_count(
+    bundles: dict, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # Two workers run the episodes in another order and each of their envs sees other
+    # episodes before; only the run's timing and worker count may differ.
+    contents = []
+    for workers in (1, 2):
+        out = tmp_path / f"cert_{workers}"
+        result = _certify(bundles["scripted"], small_weld_spec(6), keys, out, workers)
+        statement = json.loads(json.dumps(result.statement))
+        predicate = statement["predicate"]
+        assert predicate.pop("run")["workers"] == workers
+        predicate["report"].pop("report.md")  # the report shows the run: timing, workers
+        contents.append((statement, (out / "episodes.jsonl").read_bytes()))
+    assert contents[0] == contents[1]
 
 
 def test_certify_refuses_a_used_output_directory(

@@ -91,8 +91,9 @@ class CartesianImpedance:
         rest_posture: joint posture the null-space term pulls towards (rad); by default the
             posture at :meth:`reset`.
         extra_joints: further joints of the robot read in the same ``getJointStates`` call
-            as the arm's, e.g. a force/torque sensor's; :attr:`last_read` keeps their raw
-            states, so a sensor needs no read of its own in the hot loop.
+            as the arm's (:meth:`KukaIiwa.read_also`), e.g. a force/torque sensor's;
+            :attr:`last_read` keeps their raw states, so a sensor needs no read of its own in
+            the hot loop.
     """
 
     def __init__(
@@ -103,7 +104,7 @@ class CartesianImpedance:
         extra_joints: Sequence[int] = (),
     ) -> None:
         self.robot = robot
-        self._read_joints = [*robot.joint_indices, *extra_joints]
+        robot.read_also(extra_joints)
         self.last_read: tuple = ()
         self.gains = gains or ImpedanceGains()
         self.gains.validate()
@@ -130,7 +131,7 @@ class CartesianImpedance:
     def update_model(self) -> None:
         """Refresh J, M, g and x and linearise the law about the current joint state."""
         robot, g = self.robot, self.gains
-        states = robot.sim.raw_joint_states(robot.name, robot.joint_indices)
+        states = robot.joint_reading()[: robot.n_joints]
         q = np.array([s[0] for s in states])
         qd = np.array([s[1] for s in states])
         position, quat = robot.tcp_pose()
@@ -156,7 +157,7 @@ class CartesianImpedance:
     def apply(self) -> np.ndarray:
         """Compute and command the joint torques for the current joint state (N·m)."""
         robot = self.robot
-        self.last_read = states = robot.sim.raw_joint_states(robot.name, self._read_joints)
+        self.last_read = states = robot.joint_reading()
         arm = states[: robot.n_joints]
         return robot.apply_torques(
             self.torques(np.array([s[0] for s in arm] + [s[1] for s in arm]))

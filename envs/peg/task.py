@@ -170,7 +170,7 @@ class PegInsertTask(Task):
             self.before_physics_step(substep)
             self.sim.step()
         self.sim.set_contact_breaking_threshold(DEFAULT_CONTACT_BREAKING_THRESHOLD)
-        self.sensor.sample()
+        self._sample_sensor()
         self.sensor.tare()
         self.elapsed_s = 0.0
         self.state = self._measure(None)
@@ -202,6 +202,10 @@ class PegInsertTask(Task):
         if substep > 0:
             self.sensor.add_sample(self.controller.last_read[-1][2])
 
+    def _sample_sensor(self) -> None:
+        """The sensor's sample of the present state, from the robot's shared joint reading."""
+        self.sensor.add_sample(self.robot.joint_reading()[-1][2])
+
     def after_physics_step(self, substep: int) -> None:
         """After the period's last step, give other cells Bullet's default back."""
         if substep == self.physics_steps - 1:
@@ -210,9 +214,7 @@ class PegInsertTask(Task):
     # ------------------------------------------------------------------ state and reward
     def _measure(self, previous: PegState | None) -> PegState:
         # The TCP frame is the tool's (and the sensor's) frame moved along the tool axis.
-        tcp_m, quat, velocity_m_s, _ = self.sim.link_pose_velocity(
-            self.robot.name, self.robot.tcp_link
-        )
+        tcp_m, quat, velocity_m_s, _ = self.robot.tcp_state()
         # Row vectors times to_world: each row expressed in the hole frame.
         rows = np.array([tcp_m - self.hole_nominal_m, tcp_m - self.hole_true_m, velocity_m_s])
         nominal, true, velocity = (rows @ self.to_world) * 1000.0
@@ -236,7 +238,7 @@ class PegInsertTask(Task):
 
     def compute_reward_terms(self) -> dict[str, float]:
         """Close the sensor's period, update the peg state and score the step."""
-        self.sensor.sample()
+        self._sample_sensor()
         self.sensor.end_period()
         self.elapsed_s += self.control_period_s
         self.state = self._measure(self.state)

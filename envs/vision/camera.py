@@ -133,7 +133,7 @@ class RenderClient:
     def __init__(self, camera: OverheadCamera, depth: bool = False) -> None:
         self.camera = camera
         self.depth = depth
-        self.sim = Sim()
+        self.sim = Sim(simple_broadphase=False)  # never stepped
         self._view = camera.view_matrix()
         self._projection = camera.projection_matrix()
         self._light = Light()

@@ -77,7 +77,7 @@ class ArmPlanner:
     """
 
     def __init__(self, tool: Tool) -> None:
-        self.sim = Sim()
+        self.sim = Sim(simple_broadphase=False)  # never stepped
         self.arm = KukaIiwa(self.sim, tool)
         self.arm.load()
 

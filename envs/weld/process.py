@@ -91,14 +91,18 @@ class WeldProcess:
         if not arc_on:
             return step
         self.arc_time_s += dt_s
-        before = self.cells.copy()
         on_seam = (np.abs(lateral) <= self.spec.capture_mm) & (s >= 0.0)
         on_seam &= s <= self.seam.length_mm
-        if on_seam.any():
-            self._weld_samples(s[on_seam], lateral[on_seam], path[on_seam, 2], speed)
-        new_good = int(np.count_nonzero((before == UNWELDED) & (self.cells == GOOD)))
-        new_defect = int(np.count_nonzero((before != DEFECT) & (self.cells == DEFECT)))
-        lost_good = int(np.count_nonzero((before == GOOD) & (self.cells == DEFECT)))
+        if not on_seam.any():
+            return step
+        # Only the cells under this step's path can change: compare that span alone.
+        span = self._cell_span(s[on_seam])
+        before = self.cells[span].copy()
+        self._weld_samples(s[on_seam], lateral[on_seam], path[on_seam, 2], speed)
+        after = self.cells[span]
+        new_good = int(np.count_nonzero((before == UNWELDED) & (after == GOOD)))
+        new_defect = int(np.count_nonzero((before != DEFECT) & (after == DEFECT)))
+        lost_good = int(np.count_nonzero((before == GOOD) & (after == DEFECT)))
         self.good_cells += new_good - lost_good
         self.defect_cells += new_defect
         return WeldStep(
@@ -115,7 +119,7 @@ class WeldProcess:
         spec = self.spec
         self._lateral_sum_mm += float(np.abs(lateral).sum())
         self._lateral_count += len(lateral)
-        cells = np.clip(np.round(s / SAMPLE_SPACING_MM).astype(int), 0, len(self.cells) - 1)
+        cells = self._cell_indices(s)
         if speed < STANDING_SPEED_MM_S:
             self.cells[cells[-1]] = DEFECT  # a standing arc burns through
             return
@@ -128,6 +132,15 @@ class WeldProcess:
         span = self.cells[lo : hi + 1]
         fresh = span == UNWELDED
         span[fresh] = np.where(quality[fresh], GOOD, DEFECT)
+
+    def _cell_indices(self, s: np.ndarray) -> np.ndarray:
+        cells = np.round(s / SAMPLE_SPACING_MM).astype(int)
+        return np.minimum(np.maximum(cells, 0), len(self.cells) - 1)
+
+    def _cell_span(self, s: np.ndarray) -> slice:
+        """The cells that samples at arc lengths ``s`` (mm) can weld."""
+        cells = self._cell_indices(s)
+        return slice(int(cells.min()), int(cells.max()) + 1)
 
     def figures(self) -> dict[str, float]:
         """Seam coverage, good fraction, defect length, lateral error, heat input, arc time."""

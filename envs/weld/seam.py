@@ -6,6 +6,7 @@ and a :class:`PlatePose` maps plate coordinates to the world (metres) and back.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,26 +24,38 @@ class PlatePose:
     top_z_m: float
     yaw_rad: float
 
+    @functools.cached_property
+    def yaw_cos_sin(self) -> tuple[float, float]:
+        """cos and sin of the yaw (computed once per pose: every step converts with them)."""
+        return np.cos(self.yaw_rad), np.sin(self.yaw_rad)
+
     def to_plate_mm(self, world_m: np.ndarray) -> np.ndarray:
         """World points (…, 3) in metres → plate coordinates (…, 3) in mm (z above the top)."""
-        c, s = np.cos(self.yaw_rad), np.sin(self.yaw_rad)
+        c, s = self.yaw_cos_sin
         dx = world_m[..., 0] - self.x_m
         dy = world_m[..., 1] - self.y_m
-        local = np.stack([c * dx + s * dy, -s * dx + c * dy, world_m[..., 2] - self.top_z_m], -1)
+        local = _stack_last([c * dx + s * dy, -s * dx + c * dy, world_m[..., 2] - self.top_z_m])
         return local * 1000.0
 
     def to_world_m(self, plate_mm: np.ndarray) -> np.ndarray:
         """Plate points (…, 2) in mm → world points (…, 3) in metres on the top surface."""
-        c, s = np.cos(self.yaw_rad), np.sin(self.yaw_rad)
+        c, s = self.yaw_cos_sin
         x, y = plate_mm[..., 0] / 1000.0, plate_mm[..., 1] / 1000.0
         z = np.full_like(x, self.top_z_m)
-        return np.stack([self.x_m + c * x - s * y, self.y_m + s * x + c * y, z], -1)
+        return _stack_last([self.x_m + c * x - s * y, self.y_m + s * x + c * y, z])
 
     def direction_to_world(self, plate_dir: np.ndarray) -> np.ndarray:
         """A plate-frame direction (…, 3) as a world direction (…, 3)."""
-        c, s = np.cos(self.yaw_rad), np.sin(self.yaw_rad)
+        c, s = self.yaw_cos_sin
         x, y, z = plate_dir[..., 0], plate_dir[..., 1], plate_dir[..., 2]
-        return np.stack([c * x - s * y, s * x + c * y, z], -1)
+        return _stack_last([c * x - s * y, s * x + c * y, z])
+
+
+def _stack_last(components: list) -> np.ndarray:
+    """``np.stack(components, -1)``; for scalars (one point) the cheaper ``np.array``."""
+    if np.ndim(components[0]) == 0:
+        return np.array(components)
+    return np.stack(components, -1)
 
 
 class Seam:
@@ -80,7 +93,11 @@ class Seam:
         """Arc length (mm) and signed lateral offset (mm, left of travel > 0) of points (M, 2)."""
         # Brute force over ~1000 samples beats a k-d tree's call overhead at these sizes.
         x, y = plate_xy_mm[:, 0:1], plate_xy_mm[:, 1:2]
-        nearest = ((self._ext_x - x) ** 2 + (self._ext_y - y) ** 2).argmin(axis=1)
+        dx, dy = self._ext_x - x, self._ext_y - y
+        dx *= dx
+        dy *= dy
+        dx += dy
+        nearest = dx.argmin(axis=1)
         dx = plate_xy_mm[:, 0] - self._ext_x[nearest]
         dy = plate_xy_mm[:, 1] - self._ext_y[nearest]
         tx, ty = self._ext_tangents[nearest, 0], self._ext_tangents[nearest, 1]
@@ -88,21 +105,30 @@ class Seam:
 
     def frame_at(self, s_mm: float) -> tuple[np.ndarray, np.ndarray]:
         """Unit tangent and left normal (plate frame, 2-D) at arc length ``s_mm`` (clamped)."""
-        index = int(np.clip(round(s_mm / SAMPLE_SPACING_MM), 0, len(self.tangents) - 1))
+        index = _sample_index(s_mm, len(self.tangents))
         tangent = self.tangents[index]
         return tangent, np.array([-tangent[1], tangent[0]])
 
     def heading_change_rad(self, s_mm: float, ahead_mm: np.ndarray) -> np.ndarray:
         """How much the seam turns (rad, left > 0) between ``s_mm`` and ``s_mm + ahead_mm``."""
         last = len(self.headings_rad) - 1
-        here = int(np.clip(round(s_mm / SAMPLE_SPACING_MM), 0, last))
-        there = np.clip(np.round((s_mm + ahead_mm) / SAMPLE_SPACING_MM).astype(int), 0, last)
+        here = _sample_index(s_mm, last + 1)
+        there = np.round((s_mm + ahead_mm) / SAMPLE_SPACING_MM).astype(int)
+        there = np.minimum(np.maximum(there, 0), last)
         return self.headings_rad[there] - self.headings_rad[here]
 
     def point_at(self, s_mm: float) -> np.ndarray:
         """Plate-frame point (mm) at arc length ``s_mm`` (clamped to the seam)."""
-        index = int(np.clip(round(s_mm / SAMPLE_SPACING_MM), 0, len(self.points_mm) - 1))
+        index = _sample_index(s_mm, len(self.points_mm))
         return self.points_mm[index]
+
+
+def _sample_index(s_mm: float, count: int) -> int:
+    """Index of the sample nearest arc length ``s_mm``, clamped to ``count`` samples.
+
+    Python's min/max: ``np.clip`` costs microseconds on a scalar, and this runs every step.
+    """
+    return int(min(max(round(s_mm / SAMPLE_SPACING_MM), 0), count - 1))
 
 
 def resample(points_mm: np.ndarray, spacing_mm: float) -> np.ndarray:

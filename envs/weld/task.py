@@ -257,5 +257,5 @@ def _clip_norm(vector: np.ndarray, limit: float) -> np.ndarray:
 
 
 def _world_to_plate_dir(pose: PlatePose, world: np.ndarray) -> np.ndarray:
-    c, s = np.cos(pose.yaw_rad), np.sin(pose.yaw_rad)
+    c, s = pose.yaw_cos_sin
     return np.array([c * world[0] + s * world[1], -s * world[0] + c * world[1], world[2]])
