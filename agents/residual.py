@@ -228,11 +228,11 @@ class Residual:
 
     def policy(self, env: gym.Env, residual: Policy) -> ResidualPolicy:
         """The numpy reference: the controller (built for ``env``) plus ``residual``."""
-        from robocell.envs.baselines import make_baseline
+        from robocell.envs.make import make_controller
 
         space = env.action_space
         scale = scale_vector(self.scale, space.shape[0])
-        controller = make_baseline(self.env_id, env.unwrapped)
+        controller = make_controller(self.env_id, env.unwrapped)
         return ResidualPolicy(controller, residual, scale, space.low, space.high)
 
     def model(self, policy_model: onnx.ModelProto, env: gym.Env) -> onnx.ModelProto:

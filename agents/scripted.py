@@ -1,10 +1,11 @@
 """Scripted controllers as controller bundles: the reference a trained policy is measured by.
 
-The welding cell's :class:`~robocell.envs.weld.ScriptedWelder` is a stateless feedback law on
-the observation, so it can be written op for op as an ONNX graph (Gather, Sub, Abs, Mul, Clip,
-comparisons, And, Where, Concat). ``robocell export-baseline robocell/WeldSeam-v1 -o B`` writes
-it as a bundle that certification and release treat like any trained policy: a buyer can
-certify the reference controller, a supplier can see the bar. No torch is involved.
+The welding cell's :class:`~robocell.envs.weld.controller.ScriptedWelder` is a stateless
+feedback law on the observation, so it can be written op for op as an ONNX graph (Gather, Sub,
+Abs, Mul, Clip, comparisons, And, Where, Concat). ``robocell export-baseline
+robocell/WeldSeam-v1 -o B`` writes it as a bundle that certification and release treat like
+any trained policy: a buyer can certify the reference controller, a supplier can see the bar.
+No torch is involved.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from robocell.agents.cell_info import cell_manifest, make_cell
-from robocell.agents.export import write_bundle
-from robocell.envs.weld import OBSERVATION_FIELDS, ScriptedWelder
+from robocell.agents.bundle.describe import cell_manifest
+from robocell.agents.bundle.write import write_bundle
+from robocell.envs.make import make_cell
+from robocell.envs.weld.controller import ScriptedWelder
+from robocell.envs.weld.task import OBSERVATION_FIELDS
 from robocell.errors import RobocellError
 from robocell.util import canonical_json, sha256_bytes
 

@@ -25,7 +25,7 @@ import numpy as np
 from scipy import stats as sps
 
 from robocell.envs.rollout import episode_seeds, run_episode
-from robocell.envs.weld import ScriptedWelder
+from robocell.envs.weld.controller import ScriptedWelder
 
 FIGURES = ("energy_j", "cycle_time_s", "heat_input_j_per_mm", "mean_lateral_error_mm")
 RESAMPLES = 9999
@@ -38,9 +38,9 @@ def play(policy: Any, env: Any, seeds: list[int]) -> list[dict[str, float]]:
 
 def play_scripted(seeds: list[int]) -> list[dict[str, float]]:
     """The scripted welder on ``seeds``."""
-    import gymnasium as gym
+    from robocell.envs.make import make_cell
 
-    env = gym.make("robocell/WeldSeam-v1")
+    env = make_cell("robocell/WeldSeam-v1")
     try:
         return play(ScriptedWelder(), env, seeds)
     finally:
@@ -49,12 +49,12 @@ def play_scripted(seeds: list[int]) -> list[dict[str, float]]:
 
 def play_run(run_dir: str, seeds: list[int]) -> list[dict[str, float]]:
     """A run's best model on ``seeds``, through the run's own env (residual included)."""
-    from robocell.train.envs import make_env
     from robocell.train.evaluate import model_policy
     from robocell.train.rundir import load_run
+    from robocell.train.vec_env import make_run_env
 
     run = load_run(run_dir)
-    env = make_env(run.config)
+    env = make_run_env(run.config)
     try:
         return play(model_policy(run.model, run.normalizer), env, seeds)
     finally:

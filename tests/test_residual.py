@@ -12,16 +12,17 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from robocell.agents.bundle_manifest import PARITY_ATOL, PARITY_RTOL
-from robocell.agents.export import inference_session, load_bundle
-from robocell.agents.export_torch import ExportSource, TorchPolicy, export_model, residual_of
+from robocell.agents.bundle import inference_session, load_bundle
+from robocell.agents.bundle.manifest import PARITY_ATOL, PARITY_RTOL
+from robocell.agents.export import ExportSource, TorchPolicy, export_model
 from robocell.agents.residual import ResidualAction, residual_model
 from robocell.agents.scripted import scripted_weld_graph, vector_policy_model
 from robocell.envs.rollout import run_episode
-from robocell.envs.weld import ScriptedWelder
+from robocell.envs.weld.controller import ScriptedWelder
 from robocell.schema import SchemaError
 from robocell.train.config import RunConfig, config_from_dict
-from robocell.train.envs import make_env, make_vec_env
+from robocell.train.export import residual_of
+from robocell.train.vec_env import make_run_env, make_vec_env
 
 WELD_ID = "robocell/WeldSeam-v1"
 SCALE = [0.2, 0.05, 0.05, 0.0]
@@ -42,7 +43,7 @@ def _config(**changes: Any) -> RunConfig:
 
 
 def test_residual_action_is_controller_plus_scaled_residual() -> None:
-    env, plain = make_env(_config()), gym.make(WELD_ID)
+    env, plain = make_run_env(_config()), gym.make(WELD_ID)
     # One residual entry per dimension with a scale > 0: the arc stays the welder's.
     assert isinstance(env, ResidualAction) and env.action_space == gym.spaces.Box(-1, 1, (3,))
     welder, rng = ScriptedWelder(), np.random.default_rng(0)
@@ -61,7 +62,7 @@ def test_residual_action_is_controller_plus_scaled_residual() -> None:
 
 
 def test_zero_residual_is_the_scripted_welder() -> None:
-    env, plain = make_env(_config()), gym.make(WELD_ID)
+    env, plain = make_run_env(_config()), gym.make(WELD_ID)
     with_residual = run_episode(env, lambda obs: np.zeros(3, np.float32), seed=2)
     scripted = run_episode(plain, ScriptedWelder(), seed=2)
     env.close()
@@ -167,7 +168,7 @@ def test_residual_config_is_checked(residual: dict, extra: dict, message: str) -
 
 def test_residual_scale_must_fit_the_action_space() -> None:
     with pytest.raises(SchemaError, match=r"residual.scale: expected a number >= 0 or 4"):
-        make_env(_config(residual={"scale": [0.1, 0.1]}))
+        make_run_env(_config(residual={"scale": [0.1, 0.1]}))
 
 
 def test_residual_run_trains_evaluates_and_exports(tmp_path: Path) -> None:
@@ -213,4 +214,4 @@ def test_a_fresh_residual_policy_acts_as_the_controller(algo: str) -> None:
     np.testing.assert_array_equal(residual, np.zeros_like(residual))
     if algo == "td3":  # the target actor starts where the actor does
         target = model.policy.actor_target(model.policy.obs_to_tensor(obs)[0])
-        assert float(target.abs().max()) == 0.0
+        assert float(target.detach().abs().max()) == 0.0

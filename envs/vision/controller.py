@@ -1,0 +1,63 @@
+"""The vision cell's scripted controller: a classical machine-vision pipeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from robocell.envs.vision.camera import Blob, OverheadCamera, detect_parts
+from robocell.envs.vision.scene import FIELD_M, PART_HALF_M, PART_TOP_M, TRAY_CENTRE_M
+
+
+class ScriptedSorter:
+    """Sorts parts seeing only the camera image, with the camera's calibration.
+
+    Pipeline: blob detection against the tray's colour (:func:`detect_parts`); each blob's
+    centroid mapped onto the plane of the parts' top faces through the camera model; a
+    two-rule classifier — defective when the blob's mean redness r / (r + g + b) exceeds
+    0.40 (bare aluminium reads about 0.33, a heat-tinted part about 0.48) or when at least
+    3 of its pixels are darker than 0.35 × its median brightness (a mark). It picks the
+    blobs in image order and avoids a pick point that came up empty before.
+
+    Args:
+        env: the (unwrapped) cell; only its camera model is read.
+    """
+
+    redness_limit = 0.40
+    dark_px_limit = 3
+
+    def __init__(self, env: Any) -> None:
+        self.camera: OverheadCamera = env.task.camera
+        self.part_area_px = (2.0 * PART_HALF_M[0] / self.camera.metres_per_px) ** 2
+        self.failed_xy: list[np.ndarray] = []
+        self._last_xy: np.ndarray | None = None
+
+    def reset(self) -> None:
+        """Forget the previous episode's empty picks."""
+        self.failed_xy = []
+        self._last_xy = None
+
+    def is_defective(self, blob: Blob) -> bool:
+        """The classifier: discoloured or marked."""
+        return blob.redness > self.redness_limit or blob.dark_px >= self.dark_px_limit
+
+    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Pick the next part seen and choose its bin."""
+        if self._last_xy is not None and obs["state"][1] > 0.5:
+            self.failed_xy.append(self._last_xy)
+        blobs = detect_parts(obs["image"], min_area_px=0.3 * self.part_area_px)
+        if not blobs:
+            return np.array([0.0, 0.0, -1.0], np.float32)
+        centres = [b.centre_px for b in blobs]
+        points = self.camera.pixel_to_world(np.array(centres), PART_TOP_M)[:, :2]
+        fresh = [
+            i
+            for i, xy in enumerate(points)
+            if all(np.linalg.norm(xy - failed) > 0.01 for failed in self.failed_xy)
+        ]
+        index = fresh[0] if fresh else 0
+        self._last_xy = points[index]
+        pick = (self._last_xy - np.asarray(TRAY_CENTRE_M[:2])) / (FIELD_M / 2.0)
+        bin_choice = 1.0 if self.is_defective(blobs[index]) else -1.0
+        return np.array([*np.clip(pick, -1.0, 1.0), bin_choice], np.float32)

@@ -1,0 +1,130 @@
+"""The welding cell's env assembly: ``robocell/WeldSeam-v1``."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from robocell.envs.core import CellEnv
+from robocell.envs.robot import KukaIiwa
+from robocell.envs.sim import Sim
+from robocell.envs.weld.seam import SHAPES
+from robocell.envs.weld.reward import WeldRewardSpec
+from robocell.envs.weld.task import OBSERVATION_FIELDS, TORCH, WeldSeamTask
+
+
+class WeldSeamEnv(CellEnv):
+    """Arc-weld a seam on a fixtured plate, found with a noisy laser seam tracker.
+
+    ## Description
+    A KUKA LBR iiwa 14 carries a GMAW torch. A seam (straight, arc or S-curve, 120–250 mm)
+    lies on a plate whose pose is randomised (±20 mm, ±20° yaw around the fixture). The
+    policy is told that nominal (CAD) pose, but the plate really sits up to ±3 mm (and
+    ±1 mm in height) away from it: only the seam tracker reveals the real seam. The torch
+    starts 25 mm above the nominal seam start. It must descend to the 12 mm standoff, strike
+    the arc, travel the seam inside the welding procedure's tolerances and stop at its end.
+
+    ## Action Space
+    ``Box(-1, 1, (4,), float32)``: TCP velocity in the nominal seam frame at the torch's
+    progress point — travel along the seam (×20 mm/s), lateral to the left (×10 mm/s), up
+    (×10 mm/s) — and arc on (> 0) / off (≤ 0). The torch is held pointing down by IK, called
+    once per step on a set-point that leads the TCP by at most 5 mm.
+
+    ## Observation Space
+    ``Box(-inf, inf, (16,), float32)``, fields in ``OBSERVATION_FIELDS`` (name, unit): progress
+    along the nominal seam (mm), remaining length (mm), lateral offset from the nominal seam
+    (mm), height above the nominal plate (mm), TCP velocity in the seam frame (3, mm/s), seam
+    tracker lateral reading (mm) and standoff reading (mm) with 0.1 mm noise, tracker valid
+    flag, arc on flag, nominal seam heading change 10/20/40 mm ahead (rad), arc monitor good
+    fraction and defect length (mm).
+
+    ## Rewards
+    Per step, summed; each term is in ``info["reward/<name>"]`` (dimensionless; weights in
+    :class:`~robocell.envs.weld.reward.WeldRewardSpec`). No ending pays: there is no per-step
+    cost apart from energy and defects, and a crash or a lost seam costs 1 (more than waiting
+    out the time limit with the arc off, ≈ 0.3).
+    - ``weld_good``: +0.1 per mm of seam welded good this step (0 … +0.12 per step at
+      12 mm/s; 0 … +25 per episode).
+    - ``weld_defect``: −0.1 per mm of defective weld this step (−0.12 … 0 per step at
+      12 mm/s, −0.05 for a standing arc; −25 … 0 per episode).
+    - ``success``: +10 once, on the final step of a successful episode (0 or +10).
+    - ``abort``: −1 once, on the step that ends the episode by a crash (standoff < 2 mm) or
+      a lost seam (> 40 mm sideways or > 80 mm up) (−1 or 0).
+    - ``shaping_standoff``, ``shaping_lateral``, ``shaping_speed``, ``shaping_arc``:
+      potential-based shaping F = γ·Φ(s′) − Φ(s) (Ng et al. 1999) with γ = ``gamma`` and
+      Φ(s′) = 0 on a terminal step (not on a time-limit truncation), one potential each, from
+      the true state. With closeness q(e, cap) = 1 − min(|e|, cap) / cap of the standoff error
+      from 12 mm (cap 25 mm), the lateral offset from the real seam (cap 10 mm) and the travel
+      speed along the real seam minus 9 mm/s, the procedure band's centre (cap 9 mm/s):
+      Φ_standoff = w · q_standoff, Φ_lateral = w · q_lateral, Φ_speed = w · q_standoff ·
+      q_speed (travel once at welding height) and Φ_arc = w · arc_on · q_standoff ·
+      q_lateral · q_speed; w = ``shaping_weight`` (default 1), so each Φ is in [0, w] and
+      each F in [−w, +w]. The γ-discounted sum of F over an episode is γᵀ·Φ(s_T) − Φ(s_0):
+      shaping cannot change the optimal policy.
+    - ``energy``: −λ · electrical energy of the step (J); λ = ``energy_weight``, default
+      2e-4 J⁻¹. The arc (2.16 kW) dominates: about −0.043 per step with the arc on, about
+      −6e-4 per step standing still with the arc off.
+
+    ## Starting State
+    Seam shape and length, nominal plate pose and calibration error are drawn uniformly; the
+    TCP starts 25 mm above the nominal seam start (±2 mm), torch down, at rest.
+
+    ## Episode End
+    Terminated when the TCP passes 3 mm beyond the nominal seam end, strays more than 40 mm
+    sideways or 80 mm up, or comes within 2 mm of the plate (crash). Truncated at 450 steps
+    (45 s) or on a physics fault. Success: ≥ 95 % of the seam welded good and ≤ 2 mm of
+    defects. ``episode_metrics`` adds seam coverage, good fraction, defect length (mm), mean
+    lateral error (mm), heat input (J/mm), arc time (s), and the episode's conditions:
+    ``seam_shape_index`` (0 straight, 1 arc, 2 s_curve: the index in ``SHAPES``),
+    ``seam_length_mm`` (mm) and ``calibration_error_mm`` (horizontal distance between the
+    plate's real and nominal pose, mm; at most √2 · ``calibration_error_mm`` of the kwargs).
+
+    ## Arguments
+    ``energy_weight`` (λ, J⁻¹), ``shapes`` (subset of straight/arc/s_curve),
+    ``seam_length_mm`` (min, max), ``pose_noise_mm``, ``pose_noise_deg``,
+    ``calibration_error_mm``, ``gamma`` (γ of the shaping, default 0.99: pass the learning
+    algorithm's γ), ``shaping_weight`` (w, default 1; 0 switches shaping off),
+    ``render_mode`` (None or "rgb_array").
+
+    ## Version History
+    - v1: learnable reward — the per-step tracking cost is replaced by potential-based
+      shaping (standoff, lateral, speed, arc), crash and lost endings cost 1 (``abort``),
+      a defect costs 0.1/mm (was 0.2); the process model, what counts as a good weld, and
+      the success rule are unchanged.
+    - v0: initial release (per-step tracking cost, no abort penalty; ending early paid).
+    """
+
+    observation_fields = OBSERVATION_FIELDS
+    action_fields: ClassVar[list[dict[str, Any]]] = [
+        {"name": "travel_velocity", "unit": "mm/s", "low": -20.0, "high": 20.0, "scale": 20.0},
+        {"name": "lateral_velocity", "unit": "mm/s", "low": -10.0, "high": 10.0, "scale": 10.0},
+        {"name": "up_velocity", "unit": "mm/s", "low": -10.0, "high": 10.0, "scale": 10.0},
+        {"name": "arc_on", "unit": "1", "low": -1.0, "high": 1.0, "scale": 1.0},
+    ]
+
+    def __init__(
+        self,
+        energy_weight: float = 2e-4,
+        shapes: tuple[str, ...] | list[str] = SHAPES,
+        seam_length_mm: tuple[float, float] | list[float] = (120.0, 250.0),
+        pose_noise_mm: float = 20.0,
+        pose_noise_deg: float = 20.0,
+        calibration_error_mm: float = 3.0,
+        gamma: float = 0.99,
+        shaping_weight: float = 1.0,
+        render_mode: str | None = None,
+    ) -> None:
+        reward = WeldRewardSpec(gamma=float(gamma), shaping_weight=float(shaping_weight))
+        reward.validate()  # before the physics client exists: nothing to leak
+        sim = Sim()
+        robot = KukaIiwa(sim, TORCH)
+        task = WeldSeamTask(
+            sim,
+            robot,
+            tuple(shapes),
+            tuple(seam_length_mm),
+            pose_noise_mm,
+            pose_noise_deg,
+            calibration_error_mm,
+            reward=reward,
+        )
+        super().__init__(sim, robot, task, energy_weight, render_mode)
