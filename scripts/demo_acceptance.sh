@@ -1,19 +1,17 @@
 #!/usr/bin/env bash
 # The acceptance flow end to end on the weld cell (`make demo-acceptance`):
 #   buyer      certifier's public key, secret master seed + public commitment, contract
-#   supplier   trains a policy briefly, exports the bundle, delivers it
+#   supplier   trains a residual PPO policy on top of the scripted welder briefly
+#              (configs/weld_ppo.yaml), exports the bundle, delivers it
 #   certifier  certifies the delivered bundle on the pre-registered weld benchmark
 #   buyer      releases the payment (exactly once) and verifies the ledger
 #
-# If the trained policy's certificate is FAILED, its release is REJECTED and no payment
-# instruction is written (the script checks that); then (REFERENCE=1, the default) the supplier
-# delivers the weld cell's scripted controller written as an ONNX bundle (robocell
-# export-baseline), which passes. A released payment is released once: a retry returns the same
-# instruction.
+# The paid bundle is the trained one: if its certificate is FAILED, its release is REJECTED, no
+# payment instruction is written (the script checks that) and the demo fails. A released
+# payment is released once: a retry returns the same instruction.
 #
 # Settings (environment): OUT (demo-out/acceptance), ROBOCELL (.venv/bin/robocell),
-# TIMESTEPS (20000), BENCHMARK (weld: configs/benchmarks/weld.yaml),
-# WORKERS (2), REFERENCE (1).
+# TIMESTEPS (20000), BENCHMARK (weld: configs/benchmarks/weld.yaml), WORKERS (2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +20,6 @@ OUT=${OUT:-demo-out/acceptance}
 TIMESTEPS=${TIMESTEPS:-20000}
 BENCHMARK=${BENCHMARK:-weld}
 WORKERS=${WORKERS:-2}
-REFERENCE=${REFERENCE:-1}
 BUYER=$OUT/buyer
 SUPPLIER=$OUT/supplier
 CERTIFIER=$OUT/certifier
@@ -49,7 +46,7 @@ step "buyer: contract for milestone M1 (dispute window 0 h: release at once)"
     --certifier-key "$CERTIFIER/keys/certifier.pub" --dispute-window-hours 0 \
     -o "$BUYER/contract.yaml"
 
-step "supplier: train PPO on robocell/WeldSeam-v1 for $TIMESTEPS steps, export the bundle"
+step "supplier: train residual PPO on robocell/WeldSeam-v1 for $TIMESTEPS steps, export"
 "$ROBOCELL" train configs/weld_ppo.yaml --set total_timesteps="$TIMESTEPS" \
     --set eval_freq=$((TIMESTEPS / 2)) --set checkpoint_freq=$((TIMESTEPS / 2)) \
     --set eval_episodes=5 --run-dir "$SUPPLIER/run" --quiet
@@ -85,21 +82,13 @@ certify_and_release() {
 }
 
 certify_and_release trained "$SUPPLIER/bundle"
+[ -n "$RELEASED_CERT" ] || { echo "the trained bundle was not paid" >&2; exit 1; }
+cat "$PAYMENT"
 
-if [ -z "$RELEASED_CERT" ] && [ "$REFERENCE" = 1 ]; then
-    step "supplier: deliver the scripted reference controller as a bundle"
-    "$ROBOCELL" export-baseline robocell/WeldSeam-v1 -o "$SUPPLIER/reference-bundle"
-    certify_and_release reference "$SUPPLIER/reference-bundle"
-    [ -n "$RELEASED_CERT" ] || { echo "the reference controller was not paid" >&2; exit 1; }
-fi
-
-if [ -n "$RELEASED_CERT" ]; then
-    cat "$PAYMENT"
-    step "buyer: the same release again returns the first result"
-    first=$(sha256sum < "$PAYMENT")
-    "${RELEASE[@]}"
-    [ "$(sha256sum < "$PAYMENT")" = "$first" ]
-fi
+step "buyer: the same release again returns the first result"
+first=$(sha256sum < "$PAYMENT")
+"${RELEASE[@]}"
+[ "$(sha256sum < "$PAYMENT")" = "$first" ]
 
 step "buyer: the ledger, and a walk along its hash chain"
 "$ROBOCELL" ledger show --ledger "$LEDGER"
