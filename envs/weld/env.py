@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 from robocell.envs.core import CellEnv
 from robocell.envs.robot import KukaIiwa
 from robocell.envs.sim import Sim
-from robocell.envs.weld.seam import SHAPES
 from robocell.envs.weld.reward import WeldRewardSpec
+from robocell.envs.weld.seam import SHAPES
 from robocell.envs.weld.task import OBSERVATION_FIELDS, TORCH, WeldSeamTask
 
 
