@@ -37,7 +37,7 @@ _CELLS = (
         summary="Insert a peg into a chamfered hole found by touch (compliant KUKA iiwa, F/T).",
     ),
     CellSpec(
-        "robocell/VisionSort-v0",
+        "robocell/VisionSort-v1",
         "robocell.envs.vision:VisionSortEnv",
         max_episode_steps=7,  # the attempt budget of the largest tray: 5 parts + 2
         reward_threshold=2.5,  # sorting the smallest tray (3 parts) right returns about 2.7

@@ -17,7 +17,7 @@ from robocell.errors import RobocellError
 BASELINES: dict[str, str] = {
     "robocell/WeldSeam-v0": "robocell.envs.weld:ScriptedWelder",
     "robocell/PegInsert-v0": "robocell.envs.peg_baseline:SpiralSearchInserter",
-    "robocell/VisionSort-v0": "robocell.envs.vision_baseline:ScriptedSorter",
+    "robocell/VisionSort-v1": "robocell.envs.vision_baseline:ScriptedSorter",
 }
 
 

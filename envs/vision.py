@@ -1,8 +1,9 @@
-"""The vision sorting cell: ``robocell/VisionSort-v0``.
+"""The vision sorting cell: ``robocell/VisionSort-v1``.
 
 An overhead camera sees a tray of parts, some defective; each env step is one whole
 pick-and-place cycle run in physics (see :class:`VisionSortEnv`). The scene lives in
-:mod:`robocell.envs.vision_scene`, the camera in :mod:`robocell.envs.camera`.
+:mod:`robocell.envs.vision_scene`, the camera in :mod:`robocell.envs.camera`, the pick over
+image positions in :mod:`robocell.envs.pick_grid`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from gymnasium import spaces
 from robocell.envs.camera import OverheadCamera, RenderClient
 from robocell.envs.core import CellEnv, Task
 from robocell.envs.energy import EnergyMeter
+from robocell.envs.pick_grid import PickGrid
 from robocell.envs.pick_place import TIMING, ArmPlanner, joint_move
 from robocell.envs.robot import KukaIiwa
 from robocell.envs.sim import Sim, quat_from_euler, rotation_matrix
@@ -50,6 +52,20 @@ STATE_FIELDS: list[dict[str, Any]] = [
     {"name": "attempts_left", "unit": "1", "doc": "attempts left / attempt budget"},
     {"name": "last_pick_empty", "unit": "1", "doc": "1 when the last pick held nothing"},
 ]
+ACTION_MODES = ("grid", "continuous")
+BINS = ("ok", "ng")  # bin order of the grid action: index // (rows · cols)
+CONTINUOUS_FIELDS: list[dict[str, Any]] = [
+    {"name": "pick_x", "unit": "1", "doc": "pick x from the tray centre / 150 mm"},
+    {"name": "pick_y", "unit": "1", "doc": "pick y from the tray centre / 150 mm"},
+    {"name": "bin", "unit": "1", "doc": "> 0: NG bin, <= 0: OK bin"},
+]
+GRID_FIELDS: list[dict[str, Any]] = [
+    {
+        "name": "pick_cell",
+        "unit": "1",
+        "doc": "bin*rows*cols + row*cols + col of the image-aligned pick grid (action.grid)",
+    },
+]
 
 
 class VisionSortTask(Task):
@@ -68,9 +84,11 @@ class VisionSortTask(Task):
         parts: tuple[int, int] = (3, 5),
         defect_rate: float = 0.3,
         look: Appearance | None = None,
+        grid: PickGrid | None = None,
     ) -> None:
         super().__init__(sim, robot)
         self.camera = render_client.camera
+        self.grid = grid  # None: the continuous pick point
         self.render_client = render_client
         self.planner = planner
         self.part_range = parts
@@ -84,7 +102,11 @@ class VisionSortTask(Task):
                 "state": spaces.Box(0.0, 1.0, (len(STATE_FIELDS),), np.float32),
             }
         )
-        self.action_space = spaces.Box(-1.0, 1.0, (3,), np.float32)
+        self.action_space: spaces.Space = (
+            spaces.Box(-1.0, 1.0, (3,), np.float32)
+            if grid is None
+            else spaces.Discrete(grid.n_actions)
+        )
         self._phase_ends = np.cumsum(TIMING.steps(sim.timestep_s))
         self._home_q = planner.solve((*TRAY_CENTRE_M[:2], TRAVEL_HEIGHT_M))
         x = TRAY_CENTRE_M[0]
@@ -131,11 +153,24 @@ class VisionSortTask(Task):
         self._constraint: int | None = None
 
     # ------------------------------------------------------------------ the primitive
+    def decode_action(self, action: np.ndarray | int) -> tuple[np.ndarray, str]:
+        """The pick point (x, y) in metres and the bin an action asks for."""
+        if self.grid is not None:
+            return self.grid.decode(int(np.asarray(action).item()))
+        action = np.clip(np.asarray(action, dtype=float), -1.0, 1.0)
+        xy = np.asarray(TRAY_CENTRE_M[:2]) + action[:2] * FIELD_M / 2.0
+        return xy, "ng" if action[2] > 0.0 else "ok"
+
+    def encode_action(self, xy: np.ndarray, bin_name: str) -> np.ndarray:
+        """The action that picks at (x, y) (m) and places into ``bin_name`` ("ok"/"ng")."""
+        if self.grid is not None:
+            return np.int64(self.grid.encode(xy, bin_name))
+        pick = (np.asarray(xy) - np.asarray(TRAY_CENTRE_M[:2])) / (FIELD_M / 2.0)
+        return np.array([*np.clip(pick, -1.0, 1.0), 1.0 if bin_name == "ng" else -1.0], np.float32)
+
     def apply_action(self, action: np.ndarray) -> None:
         """Plan one pick-and-place: IK once per waypoint, joint-space moves between."""
-        action = np.clip(np.asarray(action, dtype=float), -1.0, 1.0)
-        self.pick_xy = np.asarray(TRAY_CENTRE_M[:2]) + action[:2] * FIELD_M / 2.0
-        self.bin = "ng" if action[2] > 0.0 else "ok"
+        self.pick_xy, self.bin = self.decode_action(action)
         self.attempts += 1
         self.step_empty = False
         self._q_above = self.planner.solve((*self.pick_xy, TRAVEL_HEIGHT_M))
@@ -298,9 +333,22 @@ class VisionSortEnv(CellEnv):
     the pick point. Lighting and colours are randomised every episode.
 
     ## Action Space
-    ``Box(-1, 1, (3,), float32)``: the pick point on the tray, x (away from the robot) and y
-    (to its left), each × 150 mm from the tray centre (the camera's field); and the bin,
-    > 0 NG, ≤ 0 OK. IK runs once per waypoint (above the part, on it, above the bin slot);
+    ``action_mode="grid"`` (the default): ``Discrete(G · G · 2)``, a pick over image
+    positions. The camera image is cut into a G × G grid of cells (G = ``grid_size``,
+    default 2 × ``image_size`` = 168: a cell is 1.74 mm of tray), aligned with the image's
+    rows and columns; the action index is ``bin · G² + row · G + col`` with bin 0 = OK,
+    1 = NG, row 0 the image's top row (far edge, +x) and col 0 its left column (+y). The
+    pick point is where the camera ray through the cell's centre meets the plane of the
+    parts' top faces (:class:`robocell.envs.pick_grid.PickGrid`; ``env.action_grid`` gives
+    its rows, cols, bins and the x and y ranges across the image, which the bundle manifest
+    carries as ``action.grid``). A fully-convolutional policy scores every cell and picks
+    the best one.
+
+    ``action_mode="continuous"``: ``Box(-1, 1, (3,), float32)``, one regressed pick point,
+    x (away from the robot) and y (to its left), each × 150 mm from the tray centre (the
+    camera's field); and the bin, > 0 NG, ≤ 0 OK.
+
+    Either way IK runs once per waypoint (above the part, on it, above the bin slot);
     between waypoints the joints move in joint space at their rated speeds.
 
     ## Observation Space
@@ -340,26 +388,28 @@ class VisionSortEnv(CellEnv):
 
     ## Arguments
     ``energy_weight`` (λ, J⁻¹), ``parts`` (min, max count, 1–5), ``defect_rate`` (0–1),
-    ``image_size`` (pixels, square), ``depth`` (add the depth channel), ``light_tilt_deg``,
+    ``action_mode`` (``"grid"`` or ``"continuous"``), ``grid_size`` (G, cells per image
+    side; default 2 × ``image_size``), ``image_size`` (pixels, square), ``depth`` (add the
+    depth channel), ``light_tilt_deg``,
     ``light_level_jitter``, ``colour_jitter`` (0 turns each randomisation off),
     ``render_mode`` (None or "rgb_array": an oblique view of the whole cell).
 
     ## Version History
-    - v0: initial release.
+    - v1: the action is a pick over image positions (``Discrete(G · G · 2)``) by default;
+      a single regressed pick point averages between parts and picks empty tray. The v0
+      action stays available as ``action_mode="continuous"``.
+    - v0: initial release (continuous pick point and bin).
     """
 
     observation_fields: ClassVar[dict[str, list[dict[str, Any]]]] = {"state": STATE_FIELDS}
-    action_fields: ClassVar[list[dict[str, Any]]] = [
-        {"name": "pick_x", "unit": "1", "doc": "pick x from the tray centre / 150 mm"},
-        {"name": "pick_y", "unit": "1", "doc": "pick y from the tray centre / 150 mm"},
-        {"name": "bin", "unit": "1", "doc": "> 0: NG bin, <= 0: OK bin"},
-    ]
 
     def __init__(
         self,
         energy_weight: float = 5e-4,
         parts: tuple[int, int] | list[int] = (3, 5),
         defect_rate: float = 0.3,
+        action_mode: str = "grid",
+        grid_size: int | None = None,
         image_size: int = 84,
         depth: bool = False,
         light_tilt_deg: float = 35.0,
@@ -374,14 +424,23 @@ class VisionSortEnv(CellEnv):
             raise ValueError(f"defect_rate must be in [0, 1], got {defect_rate}")
         if image_size < 16:
             raise ValueError(f"image_size must be at least 16 pixels, got {image_size}")
+        if action_mode not in ACTION_MODES:
+            raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
         look = Appearance(light_tilt_deg, light_level_jitter, colour_jitter)
         camera = OverheadCamera(TRAY_CENTRE_M, CAMERA_HEIGHT_M, FIELD_M, image_size)
+        grid = None
+        if grid_size is not None and action_mode != "grid":
+            raise ValueError("grid_size applies to action_mode='grid' only")
+        if action_mode == "grid":
+            size = 2 * image_size if grid_size is None else int(grid_size)
+            grid = PickGrid.from_camera(camera, size, PART_TOP_M, BINS)
+        self.action_fields = CONTINUOUS_FIELDS if grid is None else GRID_FIELDS
         sim = Sim(timestep_s=PHYSICS_STEP_S)
         render_client, planner = RenderClient(camera, depth), ArmPlanner(SUCTION_CUP)
         try:
             robot = KukaIiwa(sim, SUCTION_CUP)
             task = VisionSortTask(
-                sim, robot, render_client, planner, (low, high), defect_rate, look
+                sim, robot, render_client, planner, (low, high), defect_rate, look, grid
             )
             super().__init__(sim, robot, task, energy_weight, render_mode)
         except Exception:
@@ -389,6 +448,11 @@ class VisionSortEnv(CellEnv):
                 client.close()
             raise
         task.meter = self.meter
+
+    @property
+    def action_grid(self) -> dict[str, Any] | None:
+        """The pick grid (rows, cols, bins, x and y ranges across the image), or None."""
+        return None if self.task.grid is None else self.task.grid.describe()
 
     def close(self) -> None:
         """Release the physics client, the camera's render client and the planner's client."""

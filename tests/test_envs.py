@@ -18,8 +18,8 @@ from robocell.envs import CELLS, ENV_IDS
 
 # Random-action fuzz length per cell: thousands of steps where a step is cheap, fewer for
 # cells whose every step is a full pick-and-place cycle.
-FUZZ_STEPS = {"robocell/VisionSort-v0": 300}
-DETERMINISM_STEPS = {"robocell/VisionSort-v0": 50}
+FUZZ_STEPS = {"robocell/VisionSort-v1": 300}
+DETERMINISM_STEPS = {"robocell/VisionSort-v1": 50}
 
 
 @pytest.fixture(params=ENV_IDS, ids=lambda env_id: env_id)

@@ -31,7 +31,7 @@ CASES = {
     "weld-distilled": (WELD_ID, {}, "distilled"),
     "weld-sac": (WELD_ID, {}, "sac"),
     "peg-ppo": ("robocell/PegInsert-v0", {}, "ppo"),
-    "vision-ppo": ("robocell/VisionSort-v0", {}, "ppo"),
+    "vision-ppo": ("robocell/VisionSort-v1", {}, "ppo"),
     "image-chw-ppo": (TOY_ID, {}, "ppo"),
     "image-hwc-discrete-ppo": (TOY_ID, {"channels_last": True, "discrete": True}, "ppo"),
     "image-chw-sac": (TOY_ID, {}, "sac"),
@@ -95,7 +95,7 @@ def test_bundle_reproduces_the_models_episodes(exported: tuple) -> None:
     env = policy.make_env()
     # Robot-cell episodes are slow (weld: up to 450 steps); the distilled welder both
     # succeeds and fails; a vision episode is at most 7 pick-and-place steps.
-    episodes = {TOY_ID: 12, "robocell/VisionSort-v0": 6}.get(source.env_id, 2)
+    episodes = {TOY_ID: 12, "robocell/VisionSort-v1": 6}.get(source.env_id, 2)
     episodes = 6 if source.run_id == "distilled" else episodes
     outcomes = set()
     for seed in range(episodes):
@@ -123,7 +123,7 @@ def test_manifest_describes_the_cell(exported: tuple) -> None:
     assert (manifest.env_id, manifest.env_kwargs, manifest.env_version) == (
         source.env_id,
         source.env_kwargs,
-        0,
+        int(source.env_id.rsplit("-v", 1)[1]),
     )
     assert (manifest.run_id, manifest.config_digest, manifest.algo) == (
         source.run_id,

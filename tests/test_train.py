@@ -281,7 +281,7 @@ def test_tb_command_points_at_the_run(weld_run: Path) -> None:
 @pytest.mark.parametrize(
     ("env_id", "algo", "episodes"),
     [("robocell/WeldSeam-v0", "ppo", 1), ("robocell/WeldSeam-v0", "sac", 1),
-     ("robocell/VisionSort-v0", "ppo", 3)],
+     ("robocell/VisionSort-v1", "ppo", 3)],
     ids=["weld-ppo", "weld-sac", "vision-ppo"],
 )  # fmt: skip
 def test_cloning_fits_the_scripted_controller(env_id: str, algo: str, episodes: int) -> None:
@@ -294,9 +294,10 @@ def test_cloning_fits_the_scripted_controller(env_id: str, algo: str, episodes: 
 
     pretrain = {"episodes": episodes, "epochs": 40, "log_std": -2.0, "dagger_rounds": 0}
     hyperparams = {"buffer_size": 5000} if algo == "sac" else {"n_steps": 64, "batch_size": 32}
+    env_kwargs = {"action_mode": "continuous"} if "Vision" in env_id else {}
     config = config_from_dict({
-        "env_id": env_id, "algo": algo, "total_timesteps": 1, "hyperparams": hyperparams,
-        "policy_kwargs": {"net_arch": [64, 64]}, "pretrain": pretrain,
+        "env_id": env_id, "env_kwargs": env_kwargs, "algo": algo, "total_timesteps": 1,
+        "hyperparams": hyperparams, "policy_kwargs": {"net_arch": [64, 64]}, "pretrain": pretrain,
     })  # fmt: skip
     demos = collect_demonstrations(config)
     venv = make_vec_env(config)
