@@ -152,7 +152,11 @@ class ActionOutput:
 
 @dataclass
 class ParityRecord:
-    """What the export's parity check compared and found."""
+    """What the export's parity check compared and found.
+
+    Continuous actions agree within ``atol + rtol·|a|``; discrete actions (indices) must be
+    equal, and their ``worst_ratio`` is 0.
+    """
 
     observations: int
     """Observations recorded from rollouts of the trained model."""

@@ -184,22 +184,34 @@ def check_parity(
     reference: TorchPolicy,
     observations: list[Any],
 ) -> tuple[float, float]:
-    """(max |Δa|, worst |Δa| / tolerance) of the graph vs ``reference``; raises if over."""
+    """(max |Δa|, worst |Δa| / tolerance) of the graph vs ``reference``; raises if over.
+
+    Continuous actions must agree within ``PARITY_ATOL + PARITY_RTOL·|a|``; discrete ones
+    (integer outputs: an index, e.g. a cell of a pick grid) must be equal, since a
+    relative tolerance on an index would accept a different action.
+    """
     max_diff, worst = 0.0, 0.0
     for start in range(0, len(observations), _CHUNK):
         chunk = observations[start : start + _CHUNK]
         batch = _stack(chunk, layouts)
         expected = np.asarray(reference(batch), dtype=np.float64).reshape(len(chunk), -1)
         feed = {item.name: batch if item.key is None else batch[item.key] for item in layouts}
-        got = np.asarray(session.run(["action"], feed)[0], dtype=np.float64).reshape(len(chunk), -1)
+        raw = np.asarray(session.run(["action"], feed)[0])
+        got = raw.astype(np.float64).reshape(len(chunk), -1)
         diff = np.abs(got - expected)
-        ratio = diff / (PARITY_ATOL + PARITY_RTOL * np.abs(expected))
+        exact = np.issubdtype(raw.dtype, np.integer)
+        ratio = (diff > 0) * 2.0 if exact else diff / (PARITY_ATOL + PARITY_RTOL * np.abs(expected))
         if ratio.max() > 1.0:
             row, col = np.unravel_index(np.argmax(ratio), ratio.shape)
+            rule = (
+                "≠, discrete actions must be equal"
+                if exact
+                else (f"> {PARITY_ATOL} + {PARITY_RTOL}·|a|")
+            )
             raise RobocellError(
                 f"parity check failed on observation {start + row}, action[{col}]: onnxruntime "
                 f"{got[row, col]:.9g} vs torch {expected[row, col]:.9g} (|Δa| = "
-                f"{diff[row, col]:.3g} > {PARITY_ATOL} + {PARITY_RTOL}·|a|); no bundle written"
+                f"{diff[row, col]:.3g} {rule}); no bundle written"
             )
         max_diff, worst = max(max_diff, float(diff.max())), max(worst, float(ratio.max()))
     return max_diff, worst

@@ -15,23 +15,26 @@ from exporttools import TOY_ID, WELD_ID, distil_scripted_welder, train_tiny
 from robocell.agents.bundle_manifest import PARITY_ATOL, PARITY_RTOL, parse_manifest
 from robocell.agents.cell_info import make_cell
 from robocell.agents.export import ExportReport, load_bundle
-from robocell.agents.export_torch import ExportSource, TorchPolicy, export_model
-from robocell.agents.onnx_graph import PolicyGraph
+from robocell.agents.export_torch import ExportSource, TorchPolicy, check_parity, export_model
+from robocell.agents.onnx_graph import InputLayout, PolicyGraph
+from robocell.agents.policies import PickMapPolicy
 from robocell.cli import main
 from robocell.envs.rollout import run_episode
 from robocell.envs.weld import ScriptedWelder
 from robocell.errors import RobocellError
+from robocell.schema import to_dict
 from robocell.util import canonical_json, sha256_file
 
 # (env id, env kwargs, algorithm) per exported model: every registered cell (the weld policy is
 # distilled from the scripted welder, so that it both succeeds and fails), and an image-cell
 # stand-in with channel-first and channel-last images, Box and Discrete actions, and every
 # algorithm a run can use (PPO also with gSDE, whose mode goes through SB3's own _predict).
+# The vision cell exports its pixel-wise pick policy (an arg-max over 56,448 grid cells).
 CASES = {
     "weld-distilled": (WELD_ID, {}, "distilled"),
     "weld-sac": (WELD_ID, {}, "sac"),
     "peg-ppo": ("robocell/PegInsert-v0", {}, "ppo"),
-    "vision-ppo": ("robocell/VisionSort-v1", {}, "ppo"),
+    "vision-pickmap-ppo": ("robocell/VisionSort-v1", {}, "pickmap"),
     "image-chw-ppo": (TOY_ID, {}, "ppo"),
     "image-hwc-discrete-ppo": (TOY_ID, {"channels_last": True, "discrete": True}, "ppo"),
     "image-chw-sac": (TOY_ID, {}, "sac"),
@@ -39,7 +42,7 @@ CASES = {
     "image-chw-tqc": (TOY_ID, {}, "tqc"),
     "image-chw-ppo-gsde": (TOY_ID, {}, "ppo-gsde"),
 }
-SLOW_CASES = ("peg-ppo", "vision-ppo")
+SLOW_CASES = ("peg-ppo", "vision-pickmap-ppo")
 
 
 @pytest.fixture(
@@ -52,6 +55,8 @@ def exported(
     env_id, env_kwargs, algo = CASES[request.param]
     if algo == "distilled":
         source = distil_scripted_welder()
+    elif algo == "pickmap":  # the vision cell's fully-convolutional pick over the image
+        source = train_tiny(env_id, "ppo", env_kwargs, policy=PickMapPolicy)
     elif algo == "ppo-gsde":  # a state-dependent-noise distribution, squashed
         source = train_tiny(
             env_id, "ppo", env_kwargs, use_sde=True, policy_kwargs={"squash_output": True}
@@ -141,6 +146,8 @@ def test_manifest_describes_the_cell(exported: tuple) -> None:
         assert [f.high for f in manifest.action.fields] == space.high.tolist()
     else:
         assert [(f.low, f.high) for f in manifest.action.fields] == [(0.0, space.n - 1.0)]
+    grid = getattr(env.unwrapped, "action_grid", None)
+    assert (to_dict(manifest.action.grid) if manifest.action.grid else None) == grid
     model = onnx.load(report.bundle_dir / "policy.onnx")
     props = {prop.key: prop.value for prop in model.metadata_props}
     assert props.pop("env_kwargs") == canonical_json(source.env_kwargs).decode()
@@ -200,6 +207,33 @@ def test_export_fails_loudly_when_the_graph_differs(
     with pytest.raises(RobocellError, match=r"parity check failed .* no bundle written"):
         export_model(source, tmp_path / "b")
     assert not (tmp_path / "b").exists() and list(tmp_path.iterdir()) == []
+
+
+class _FixedSession:
+    """An onnxruntime stand-in whose graph answers every observation with ``actions``."""
+
+    def __init__(self, actions: np.ndarray) -> None:
+        self.actions = actions
+
+    def run(self, names: list[str], feed: dict) -> list[np.ndarray]:
+        return [self.actions[: len(next(iter(feed.values())))]]
+
+
+@pytest.mark.parametrize("offset", [1, 0])
+def test_discrete_parity_needs_equal_indices(offset: int) -> None:
+    # A pick-grid index of ~30,000 off by one would pass a relative tolerance of 1e-3.
+    expected = np.array([30_000, 41_000, 7], np.int64)
+    layouts = [InputLayout("obs", None, "float32", (2,), False)]
+    session = _FixedSession(expected + np.array([0, offset, 0]))
+    observations = [np.zeros(2, np.float32)] * 3
+    if offset:
+        with pytest.raises(RobocellError, match=r"observation 1, .* discrete actions must be"):
+            check_parity(session, layouts, lambda batch: expected[: len(batch)], observations)
+    else:
+        assert check_parity(session, layouts, lambda b: expected[: len(b)], observations) == (
+            0.0,
+            0.0,
+        )
 
 
 def test_export_refuses_too_few_parity_observations_and_existing_bundles(

@@ -15,7 +15,12 @@ from typing import Any, Literal
 
 import yaml
 
-from robocell.agents.algos import POLICIES, check_hyperparams, check_policy_kwargs
+from robocell.agents.algos import (
+    CUSTOM_POLICY_ALGOS,
+    POLICIES,
+    check_hyperparams,
+    check_policy_kwargs,
+)
 from robocell.errors import RobocellError
 from robocell.schema import SchemaError, parse, to_dict
 from robocell.train.improve_config import ImproveConfig
@@ -97,8 +102,10 @@ class RunConfig:
     """Environment steps to train for, summed over all parallel envs."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of ``gymnasium.make`` (e.g. ``energy_weight``)."""
-    policy: Literal["auto", "MlpPolicy", "CnnPolicy", "MultiInputPolicy"] = "auto"
-    """SB3 policy; ``auto`` picks it from the observation space (vector, image, dict)."""
+    policy: Literal["auto", "MlpPolicy", "CnnPolicy", "MultiInputPolicy", "PickMapPolicy"] = "auto"
+    """SB3 policy; ``auto`` picks it from the observation space (vector, image, dict).
+    ``PickMapPolicy`` (PPO, :mod:`robocell.agents.policies`): fully-convolutional pick
+    scores over the image for the vision cell's grid action."""
     hyperparams: dict[str, Any] = field(default_factory=dict)
     """Algorithm hyperparameters by their SB3 names; ``lin_<x>`` is a linear schedule from x
     to 0; off-policy algorithms also take rl-zoo3's ``noise_type`` and ``noise_std``."""
@@ -151,6 +158,9 @@ class RunConfig:
             raise SchemaError("run_name", f"use letters, digits, '.', '_', '-': {self.run_name!r}")
         if self.policy != "auto" and self.policy not in POLICIES:
             raise SchemaError("policy", f"unknown policy {self.policy!r}")
+        algos = CUSTOM_POLICY_ALGOS.get(self.policy)
+        if algos is not None and self.algo not in algos:
+            raise SchemaError("policy", f"{self.policy} works with {', '.join(algos)} only")
         if self.pretrain is not None:
             _check_has_baseline(self.env_id)
         check_hyperparams(self.algo, self.hyperparams, self.n_envs)
