@@ -154,8 +154,10 @@ class ActionOutput:
 class ParityRecord:
     """What the export's parity check compared and found.
 
-    Continuous actions agree within ``atol + rtol·|a|``; discrete actions (indices) must be
-    equal, and their ``worst_ratio`` is 0.
+    Continuous actions agree within ``atol + rtol·|a|``. Discrete actions (indices, the
+    arg-max of the policy's scores) are equal, or at a tie: the graph chose another action
+    whose probability under the trained model equals the best within ``atol + rtol·p``;
+    ``max_abs_diff`` is then the largest such probability gap.
     """
 
     observations: int
@@ -170,6 +172,8 @@ class ParityRecord:
     """Absolute tolerance."""
     rtol: float = PARITY_RTOL
     """Relative tolerance."""
+    argmax_ties: int = 0
+    """Discrete actions: observations decided differently between two equally likely actions."""
 
 
 @dataclass

@@ -87,6 +87,9 @@ class ExportReport:
     """Per replayed episode: seed, success and steps with the trained model and the bundle."""
     notes: list[str] = field(default_factory=list)
     """Remarks for the user (e.g. fields the env does not describe)."""
+    argmax_ties: int = 0
+    """Discrete actions: observations where the graph chose another action of equal
+    probability (see ``check_parity``)."""
 
     @property
     def closed_loop_matches(self) -> int:

@@ -219,21 +219,54 @@ class _FixedSession:
         return [self.actions[: len(next(iter(feed.values())))]]
 
 
-@pytest.mark.parametrize("offset", [1, 0])
-def test_discrete_parity_needs_equal_indices(offset: int) -> None:
+class _ScoredReference:
+    """A torch-side stand-in: arg-max actions of fixed action probabilities."""
+
+    def __init__(self, probs: np.ndarray) -> None:
+        self.probs = probs
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.probs[: len(batch)].argmax(axis=1)
+
+    def action_probabilities(self, batch: np.ndarray) -> np.ndarray:
+        return self.probs[: len(batch)]
+
+
+def _discrete_case(offset: int) -> tuple[_FixedSession, list[InputLayout], list[np.ndarray]]:
     # A pick-grid index of ~30,000 off by one would pass a relative tolerance of 1e-3.
     expected = np.array([30_000, 41_000, 7], np.int64)
     layouts = [InputLayout("obs", None, "float32", (2,), False)]
-    session = _FixedSession(expected + np.array([0, offset, 0]))
-    observations = [np.zeros(2, np.float32)] * 3
-    if offset:
-        with pytest.raises(RobocellError, match=r"observation 1, .* discrete actions must be"):
-            check_parity(session, layouts, lambda batch: expected[: len(batch)], observations)
+    return _FixedSession(expected + np.array([0, offset, 0])), layouts, [np.zeros(2)] * 3
+
+
+def test_discrete_parity_needs_equal_indices() -> None:
+    expected = np.array([30_000, 41_000, 7], np.int64)
+    session, layouts, observations = _discrete_case(0)
+    figures = check_parity(session, layouts, lambda b: expected[: len(b)], observations)
+    assert (figures.max_abs_diff, figures.worst_ratio, figures.argmax_ties) == (0.0, 0.0, 0)
+    session, layouts, observations = _discrete_case(1)
+    with pytest.raises(RobocellError, match=r"observation 1, .* discrete actions must be equal"):
+        check_parity(session, layouts, lambda b: expected[: len(b)], observations)
+
+
+@pytest.mark.parametrize(("runner_up", "tie"), [(0.05 - 4e-5, True), (0.05 - 8e-5, False)])
+def test_discrete_parity_accepts_only_ties_of_equal_probability(
+    runner_up: float, tie: bool
+) -> None:
+    # The graph chose cell 41,001 where torch chose 41,000; p_best = 0.05, so a tie allows
+    # a gap of 1e-5 + 1e-3·0.05 = 6e-5.
+    probs = np.full((3, 56_448), 1e-6)
+    for row, index in enumerate([30_000, 41_000, 7]):
+        probs[row, index] = 0.05
+    probs[1, 41_001] = runner_up
+    session, layouts, observations = _discrete_case(1)
+    if tie:
+        figures = check_parity(session, layouts, _ScoredReference(probs), observations)
+        assert figures.argmax_ties == 1 and 0.6 < figures.worst_ratio < 0.7
+        assert figures.max_abs_diff == pytest.approx(4e-5)
     else:
-        assert check_parity(session, layouts, lambda b: expected[: len(b)], observations) == (
-            0.0,
-            0.0,
-        )
+        with pytest.raises(RobocellError, match=r"chose 41001, torch 41000: .* differ by 8e-05"):
+            check_parity(session, layouts, _ScoredReference(probs), observations)
 
 
 def test_export_refuses_too_few_parity_observations_and_existing_bundles(
