@@ -105,7 +105,23 @@ class PickGrid:
 
     def encode(self, xy: Sequence[float], bin_name: str) -> int:
         """The action index that picks at the cell holding (x, y) and places into ``bin_name``."""
-        row, col = self.cell_of(xy)
+        return self.index(*self.cell_of(xy), bin_name)
+
+    def cells_near(self, xy: Sequence[float], radius_m: float) -> list[tuple[int, int, float]]:
+        """(row, col, distance in m) of every cell whose centre lies within ``radius_m``."""
+        dx, dy = self.cell_m
+        row0, col0 = self.cell_of(xy)
+        reach_rows, reach_cols = int(np.ceil(radius_m / dx)) + 1, int(np.ceil(radius_m / dy)) + 1
+        found = []
+        for row in range(max(0, row0 - reach_rows), min(self.rows, row0 + reach_rows + 1)):
+            for col in range(max(0, col0 - reach_cols), min(self.cols, col0 + reach_cols + 1)):
+                distance = float(np.linalg.norm(self.point(row, col) - np.asarray(xy)))
+                if distance <= radius_m:
+                    found.append((row, col, distance))
+        return found
+
+    def index(self, row: int, col: int, bin_name: str) -> int:
+        """The action index of cell (row, col) and ``bin_name``."""
         return self.bins.index(bin_name) * self.cells + row * self.cols + col
 
     def describe(self) -> dict[str, Any]:

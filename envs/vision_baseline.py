@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from robocell.envs.camera import Blob, OverheadCamera, detect_parts
+from robocell.envs.pick_grid import PickGrid
 from robocell.envs.vision_scene import PART_HALF_M, PART_TOP_M, TRAY_CENTRE_M
 
 
@@ -27,10 +28,15 @@ class ScriptedSorter:
 
     redness_limit = 0.40
     dark_px_limit = 3
+    # Imitation targets on a pick grid: every cell within 6 mm of a detected centre (the cup
+    # seals up to 15 mm off centre), weighted by a Gaussian of 2 mm (the centroid's error).
+    target_radius_m = 0.006
+    target_sigma_m = 0.002
 
     def __init__(self, env: Any) -> None:
         self.camera: OverheadCamera = env.task.camera
         self.encode = env.task.encode_action
+        self.grid: PickGrid | None = env.task.grid
         self.part_area_px = (2.0 * PART_HALF_M[0] / self.camera.metres_per_px) ** 2
         self.failed_xy: list[np.ndarray] = []
         self._last_xy: np.ndarray | None = None
@@ -56,9 +62,21 @@ class ScriptedSorter:
             for xy, blob in zip(points, blobs, strict=True)
         ]
 
-    def candidate_actions(self, obs: dict[str, np.ndarray]) -> list[Any]:
-        """The action for every part seen: each is a right pick (imitation targets)."""
-        return [self.encode(xy, bin_name) for xy, bin_name in self.detect(obs["image"])]
+    def candidate_actions(self, obs: dict[str, np.ndarray]) -> dict[Any, float]:
+        """Right actions for every part seen, with weights (imitation targets).
+
+        On a pick grid: every cell within ``target_radius_m`` of a part's centre, with the
+        part's bin, weighted exp(−d² / 2σ²); else the action at each centre, weight 1.
+        """
+        targets: dict[Any, float] = {}
+        for xy, bin_name in self.detect(obs["image"]):
+            if self.grid is None:
+                targets[self.encode(xy, bin_name)] = 1.0
+                continue
+            for row, col, distance in self.grid.cells_near(xy, self.target_radius_m):
+                weight = float(np.exp(-0.5 * (distance / self.target_sigma_m) ** 2))
+                targets[self.grid.index(row, col, bin_name)] = weight
+        return targets
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Pick the next part seen and choose its bin."""

@@ -320,6 +320,63 @@ def test_cloning_fits_the_scripted_controller(env_id: str, algo: str, episodes: 
         venv.close()
 
 
+def test_target_set_cross_entropy() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from robocell.train.pretrain import target_set_cross_entropy
+
+    log_probs = torch.log_softmax(torch.randn(4, 10, generator=torch.Generator().manual_seed(0)), 1)
+    single = torch.tensor([[[3.0, -1.0], [1.0, 0.0]]] * 4)  # one target: plain cross-entropy
+    single[:, 0, 0] = torch.tensor([3.0, 0.0, 9.0, 5.0])
+    expected = F.nll_loss(log_probs, torch.tensor([3, 0, 9, 5]))
+    torch.testing.assert_close(target_set_cross_entropy(log_probs, single), expected)
+    weighted = torch.tensor([[[2.0, 7.0, -1.0], [1.0, 3.0, 0.0]]])  # (1·lp[2] + 3·lp[7]) / 4
+    expected = -(log_probs[0, 2] + 3 * log_probs[0, 7]) / 4
+    torch.testing.assert_close(target_set_cross_entropy(log_probs[:1], weighted), expected)
+
+
+def test_cloning_fits_the_sorters_picks_over_the_image() -> None:
+    from robocell.agents.algos import build_model
+    from robocell.train.config import config_from_dict
+    from robocell.train.envs import make_vec_env
+    from robocell.train.pretrain import collect_demonstrations, warm_start
+
+    config = config_from_dict({
+        "env_id": "robocell/VisionSort-v1", "algo": "ppo", "total_timesteps": 1,
+        "policy": "PickMapPolicy", "hyperparams": {"n_steps": 64, "batch_size": 32},
+        "pretrain": {"episodes": 3, "epochs": 40, "batch_size": 16, "learning_rate": 3e-3,
+                     "dagger_rounds": 0, "targets": "candidates", "log_std": None},
+    })  # fmt: skip
+    demos = collect_demonstrations(config)
+    venv = make_vec_env(config)
+    try:
+        model = build_model(config, venv)
+        grid = venv.get_attr("task")[0].grid
+
+        def hits() -> float:
+            """Share of demonstration frames whose pick is a part the sorter saw, right bin."""
+            predicted, _ = model.predict(venv.normalize_obs(demos.obs), deterministic=True)
+            pairs = zip(predicted, demos.targets, strict=True)
+            return float(np.mean([_near_a_target(grid, a, t) for a, t in pairs]))
+
+        before = hits()
+        warm_start(config, model, venv)
+        assert before <= 0.2 and hits() >= 0.8
+    finally:
+        venv.close()
+
+
+def _near_a_target(grid: Any, action: int, targets: np.ndarray) -> bool:
+    """Whether ``action`` picks within 5 mm of one of ``targets`` (−1: none) with its bin."""
+    xy, bin_name = grid.decode(action)
+    for target in targets[targets >= 0]:
+        target_xy, target_bin = grid.decode(target)
+        if bin_name == target_bin and np.linalg.norm(xy - target_xy) <= 0.005:
+            return True
+    return False
+
+
 # ---------------------------------------------------------------------- kill -9, resume
 def _kill_and_resume(tmp_path: Path, data: dict[str, Any]) -> tuple[Path, int]:
     run_dir = tmp_path / "run"

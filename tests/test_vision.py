@@ -426,8 +426,14 @@ def test_scripted_sorter_uses_the_image_only(make_env) -> None:
     assert bin_name == "ok"  # every part is good here
     seen = [np.linalg.norm(xy - task.sim.base_pose(name)[0][:2]) for name in task.parts]
     assert min(seen) < 0.004  # within 4 mm of a true part centre
-    candidates = [task.decode_action(a) for a in policy.candidate_actions(obs)]
-    assert len(candidates) == 3 and all(name == "ok" for _, name in candidates)
+    targets = policy.candidate_actions(obs)
+    picks = [(task.decode_action(a), w) for a, w in targets.items()]
+    assert all(name == "ok" for (_, name), _ in picks)
+    for name in task.parts:  # around every part: its nearest cells, weighted by distance
+        centre = task.sim.base_pose(name)[0][:2]
+        near = sorted((np.linalg.norm(xy - centre), w) for (xy, _), w in picks)
+        close = [w for d, w in near if d < 0.008]
+        assert 20 <= len(close) <= 50 and max(close) > 0.75 and min(close) < 0.1
 
 
 def test_part_poses_stay_upright_after_reset(make_env) -> None:

@@ -76,6 +76,10 @@ class PretrainConfig:
     log_std: float | None = -2.0
     """Log std of the exploration noise after imitation: PPO's is set, SAC/TQC's actor is
     fitted to it (None: leave it)."""
+    targets: Literal["action", "candidates"] = "action"
+    """Discrete actions: fit the cross-entropy of the controller's own action (``action``),
+    or of every action it lists as right (``candidates``; the vision cell's sorter: a
+    pick of each part it detects, with that part's bin)."""
 
     def validate(self) -> None:
         """Range checks."""
