@@ -377,6 +377,30 @@ def _near_a_target(grid: Any, action: int, targets: np.ndarray) -> bool:
     return False
 
 
+def test_vision_config_trains_and_evaluates_with_a_tiny_budget(tmp_path: Path) -> None:
+    config = Path(__file__).resolve().parents[1] / "configs" / "vision_ppo.yaml"
+    run_dir = tmp_path / "run"
+    tiny = [
+        *("total_timesteps=16", "n_envs=1", "vec_env=dummy", "eval_freq=16", "eval_episodes=2"),
+        *("hyperparams.n_steps=8", "hyperparams.batch_size=8", "hyperparams.n_epochs=1"),
+        *("pretrain.episodes=2", "pretrain.epochs=2", "checkpoint_freq=16"),
+    ]
+    sets = [arg for item in tiny for arg in ("--set", item)]
+    result = robocell("train", str(config), "--run-dir", str(run_dir), "--quiet", *sets)
+    assert result.returncode == 0, result.stderr
+    assert [row["timesteps"] for row in read_metrics(run_dir)] == [
+        0,
+        16,
+    ]  # after imitation, at the end
+    run = load_run(run_dir)
+    assert type(run.model.policy).__name__ == "PickMapPolicy"
+    assert run.model.action_space.n == 2 * 168 * 168
+    result = robocell("eval", str(run_dir), "--episodes", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)["figures"]
+    assert {"sort_accuracy", "escape_rate", "picks_per_part", "energy_per_part_j"} <= set(figures)
+
+
 # ---------------------------------------------------------------------- kill -9, resume
 def _kill_and_resume(tmp_path: Path, data: dict[str, Any]) -> tuple[Path, int]:
     run_dir = tmp_path / "run"
