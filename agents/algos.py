@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from robocell.schema import SchemaError
 
-if TYPE_CHECKING:
-    from robocell.train.config import RunConfig
+
+class ModelConfig(Protocol):
+    """What building a model reads from a training config (``robocell.train.config.RunConfig``)."""
+
+    algo: str
+    policy: str
+    hyperparams: Mapping[str, Any]
+    policy_kwargs: Mapping[str, Any]
+    seed: int
+    device: str
+
 
 # algorithm name -> "module:Class"
 ALGOS: dict[str, str] = {
@@ -230,7 +239,7 @@ def choose_policy(observation_space: Any) -> str:
     return "MlpPolicy"
 
 
-def model_kwargs(config: RunConfig, action_space: Any) -> dict[str, Any]:
+def model_kwargs(config: ModelConfig, action_space: Any) -> dict[str, Any]:
     """SB3 constructor keyword arguments from the config (schedules, noise, activation)."""
     kwargs = {name: resolve_schedule(value) for name, value in config.hyperparams.items()}
     if isinstance(kwargs.get("train_freq"), list):
@@ -256,7 +265,7 @@ def _action_noise(kind: str, std: float, action_space: Any) -> Any:
     return noise(mean=np.zeros(dim), sigma=std * np.ones(dim))
 
 
-def build_model(config: RunConfig, env: Any, tensorboard_log: str | None = None) -> Any:
+def build_model(config: ModelConfig, env: Any, tensorboard_log: str | None = None) -> Any:
     """A fresh SB3 model for ``config`` on the (vectorised) ``env``; bad kwargs → SchemaError."""
     policy = config.policy
     if policy == "auto":

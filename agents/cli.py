@@ -1,48 +1,25 @@
-"""``robocell export`` (run → controller bundle) and ``robocell rollout`` (bundle → cell).
+"""``robocell export-baseline`` (scripted controller → bundle) and ``robocell rollout``.
 
-``rollout`` runs a bundle with onnxruntime and numpy only: nothing here or in what it calls
-imports torch or stable-baselines3.
+``rollout`` runs a bundle in its cell with onnxruntime and numpy only: nothing here or in what
+it calls imports torch or stable-baselines3. ``robocell export`` (run → bundle) is a training
+command (:mod:`robocell.train.cli`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 from pathlib import Path
 from typing import Any
 
+from robocell.cli_helpers import episode_line, positive_int, print_summary
 from robocell.errors import RobocellError
 
 VIDEO_SUFFIXES = (".gif", ".mp4")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``export``, ``export-baseline`` and ``rollout`` to the CLI."""
-    export = subparsers.add_parser(
-        "export", help="export a training run as a controller bundle (policy.onnx + manifest)"
-    )
-    export.add_argument("run_dir", help="training run directory")
-    export.add_argument(
-        "--checkpoint",
-        default="best",
-        metavar="best|last|PATH",
-        help="best (default), last, or a checkpoint zip inside the run",
-    )
-    export.add_argument(
-        "-o", "--output", required=True, metavar="BUNDLE_DIR", help="bundle directory to write"
-    )
-    export.add_argument("--force", action="store_true", help="replace an existing bundle")
-    export.add_argument(
-        "--closed-loop-episodes",
-        type=_count(0),
-        metavar="N",
-        default=3,
-        help="episodes replayed to compare outcomes with the model (default 3)",
-    )
-    export.add_argument("--json", action="store_true", help="end with a JSON report line")
-    export.set_defaults(func=_export)
-
+    """Add ``export-baseline`` and ``rollout`` to the CLI."""
     baseline = subparsers.add_parser(
         "export-baseline",
         help="write a cell's scripted controller as a bundle (the reference to certify)",
@@ -59,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     rollout.add_argument("bundle", help="bundle directory")
     rollout.add_argument(
-        "--episodes", type=_count(1), default=10, metavar="N", help="episodes to run"
+        "--episodes", type=positive_int, default=10, metavar="N", help="episodes to run"
     )
     rollout.add_argument(
         "--seed", type=int, default=0, metavar="S", help="seed of the first episode"
@@ -69,60 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rollout.set_defaults(func=_rollout)
 
 
-def _count(minimum: int) -> Any:
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text}")
-        return value
-
-    return parse
-
-
-def _export(args: argparse.Namespace) -> int:
-    from robocell.agents.export import export_run
-
-    report = export_run(
-        args.run_dir,
-        args.output,
-        args.checkpoint,
-        overwrite=args.force,
-        closed_loop_episodes=args.closed_loop_episodes,
-    )
-    print(f"wrote {report.bundle_dir}")
-    print(f"  policy.onnx    sha256 {report.onnx_sha256}")
-    print(f"  manifest.json  sha256 {report.manifest_sha256}")
-    print(
-        f"  parity: {report.parity_observations} recorded observations + "
-        f"{report.boundary_cases} boundary cases, max |Δa| = {report.max_abs_diff:.3g} "
-        f"({100 * report.worst_ratio:.2g} % of the allowed 1e-5 + 1e-3·|a|)"
-        + (f", {report.argmax_ties} arg-max ties" if report.argmax_ties else "")
-    )
-    seeds = ", ".join(str(int(row["seed"])) for row in report.closed_loop)
-    print(
-        f"  closed loop: {report.closed_loop_matches}/{len(report.closed_loop)} episodes with "
-        f"the model's outcome (seeds {seeds or 'none'})"
-    )
-    for note in report.notes:
-        print(f"note: {note}")
-    if args.json:
-        row = {
-            key: getattr(report, key)
-            for key in (
-                "onnx_sha256",
-                "manifest_sha256",
-                "parity_observations",
-                "boundary_cases",
-                "max_abs_diff",
-                "worst_ratio",
-            )
-        }
-        print(json.dumps({"bundle": str(report.bundle_dir), **row}, sort_keys=True))
-    return 0
-
-
 def _export_baseline(args: argparse.Namespace) -> int:
-    from robocell.agents.export import load_bundle
+    from robocell.agents.bundle import load_bundle
     from robocell.agents.scripted import export_scripted
 
     bundle = load_bundle(export_scripted(args.env_id, args.output, overwrite=args.force))
@@ -133,8 +58,8 @@ def _export_baseline(args: argparse.Namespace) -> int:
 
 
 def _rollout(args: argparse.Namespace) -> int:
-    from robocell.agents.export import load_bundle
-    from robocell.envs.rollout import episode_seeds, print_summary, run_episode, summarize
+    from robocell.agents.bundle import load_bundle
+    from robocell.envs.rollout import episode_seeds, run_episode, summarize
 
     if args.video is not None:
         _check_video_path(args.video)
@@ -148,7 +73,7 @@ def _rollout(args: argparse.Namespace) -> int:
             if camera is not None:
                 camera.save(args.video, policy.control_period_s)
             episodes.append(metrics)
-            print(_episode_line(seed, metrics))
+            print(episode_line(seed, metrics))
     finally:
         env.close()
     summary = {
@@ -171,11 +96,6 @@ def _check_video_path(path: Path) -> None:
             "--video: writing .mp4 needs the 'av' or 'imageio-ffmpeg' package; "
             "install one, or use a .gif"
         )
-
-
-def _episode_line(seed: int, metrics: dict[str, float]) -> str:
-    figures = " ".join(f"{k}={v:.3g}" for k, v in metrics.items() if not k.startswith("return/"))
-    return f"seed {seed}: {figures}"
 
 
 class _Camera:

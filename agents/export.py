@@ -1,76 +1,59 @@
-"""Controller bundles: the format, :func:`load_bundle`, :class:`BundlePolicy`, :func:`export_run`.
+"""Export a trained run as a controller bundle, with the parity and closed-loop checks.
 
-A bundle is a directory with two files::
+The export traces the policy into ONNX (:mod:`robocell.agents.onnx_graph`), then checks the
+graph against the training-side pipeline, :class:`TorchPolicy` (``NormalizerStats.normalize``
+→ SB3 ``predict(deterministic=True)`` with SB3's own unscaling or clipping):
 
-    BUNDLE_DIR/policy.onnx     opset >= 17, ONNX default domain only, no external data;
-                               inputs: ``obs`` (Box observation) or ``obs.<key>`` (one per
-                               Dict key), raw env values with a leading batch dimension;
-                               output: ``action`` in the env's action units, within bounds.
-                               Normalisation, the deterministic action and the squashing or
-                               clipping to the action bounds are all inside the graph.
-    BUNDLE_DIR/manifest.json   see :class:`robocell.agents.bundle_manifest.BundleManifest`
+* parity: on at least 1000 observations recorded from rollouts of the trained model in its
+  cell (deterministic episodes, and at least one with the policy's stochastic actions for
+  states off its usual path; seeds from ``RECORD_FIRST_SEED``)
+  plus boundary cases (zeros, the space bounds, the normaliser's clip range and beyond, black,
+  white and checkered images), every action component must satisfy
+  ``|Δa| <= 1e-5 + 1e-3·|a|``; a discrete action must be the same index or an arg-max tie
+  (:mod:`robocell.agents.parity`);
+* closed loop: the written bundle, loaded through the same intake checks as certification,
+  replays the first deterministic episodes and must reach the same success on each.
 
-Loading uses onnxruntime and numpy only: importing this module does not import torch or
-stable-baselines3 (the torch side lives in :mod:`robocell.agents.export_torch` and is only
-imported by :func:`export_run`).
+Either failure raises RobocellError and leaves no bundle behind.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import onnx
-import onnxruntime as ort
+import torch
 
-from robocell.agents.bundle_intake import (
-    MAX_ONNX_BYTES,
-    bundle_directory,
-    check_structure,
-    default_opset,
-    parse_onnx,
-    read_capped,
-    read_manifest_json,
-    value_signature,
+from robocell.agents.bundle import inference_session, load_bundle, write_bundle
+from robocell.agents.bundle.describe import (
+    action_output,
+    cell_manifest,
+    generic_notes,
+    observation_inputs,
 )
-from robocell.agents.bundle_manifest import (
-    MANIFEST_FILE,
-    ONNX_FILE,
-    BundleManifest,
-    manifest_dict,
-    metadata_props,
-    parse_manifest,
-)
-from robocell.errors import RobocellError, VerificationError
-from robocell.schema import SchemaError
-from robocell.util import sha256_bytes
+from robocell.agents.bundle.manifest import PARITY_ATOL, PARITY_RTOL
+from robocell.agents.bundle.write import check_bundle_target
+from robocell.agents.onnx_graph import InputLayout, PolicyGraph, export_onnx, input_layouts
+from robocell.agents.parity import check_parity
+from robocell.envs.make import make_cell
+from robocell.envs.rollout import run_episode
+from robocell.errors import RobocellError
+from robocell.normalizer import NormalizerStats
 
-if TYPE_CHECKING:
-    import gymnasium as gym
-
-__all__ = [
-    "MANIFEST_FILE",
-    "MAX_ONNX_BYTES",
-    "ONNX_FILE",
-    "BundlePolicy",
-    "ExportReport",
-    "export_run",
-    "inference_session",
-    "load_bundle",
-    "write_bundle",
-]
+MIN_PARITY_OBSERVATIONS = 1000
+# Recorded episodes use their own seed range, away from training (seed + env index) and
+# from the small seeds people evaluate on.
+RECORD_FIRST_SEED = 900_000
 
 
 @dataclass(frozen=True)
 class ExportReport:
-    """What :func:`export_run` wrote and what its checks found."""
+    """What :func:`export_model` wrote and what its checks found."""
 
     bundle_dir: Path
     onnx_sha256: str
@@ -89,7 +72,7 @@ class ExportReport:
     """Remarks for the user (e.g. fields the env does not describe)."""
     argmax_ties: int = 0
     """Discrete actions: observations where the graph chose another action of equal
-    probability (see ``check_parity``)."""
+    probability (see :func:`robocell.agents.parity.check_parity`)."""
 
     @property
     def closed_loop_matches(self) -> int:
@@ -97,302 +80,255 @@ class ExportReport:
         return sum(row["success_torch"] == row["success_bundle"] for row in self.closed_loop)
 
 
-def export_run(
-    run_dir: str | Path,
+@dataclass
+class ExportSource:
+    """A trained model and where it came from."""
+
+    model: Any
+    normalizer: NormalizerStats | None
+    env_id: str
+    env_kwargs: dict[str, Any]
+    algo: str
+    run_id: str
+    config_digest: str
+    checkpoint: str
+
+
+class TorchPolicy:
+    """The training-side pipeline: normaliser statistics, then SB3 ``predict``."""
+
+    def __init__(self, model: Any, normalizer: NormalizerStats | None, deterministic: bool = True):
+        self.model = model
+        self.normalizer = normalizer
+        self.deterministic = deterministic
+
+    def __call__(self, obs: Any) -> np.ndarray:
+        """The action for one raw observation (or for a batch)."""
+        normalized = self.normalizer.normalize(obs) if self.normalizer else obs
+        return self.model.predict(normalized, deterministic=self.deterministic)[0]
+
+    def action_probabilities(self, obs: Any) -> np.ndarray:
+        """Discrete actions: the policy's probability of every action, (batch, n)."""
+        normalized = self.normalizer.normalize(obs) if self.normalizer else obs
+        policy = self.model.policy
+        tensors, _ = policy.obs_to_tensor(normalized)
+        with torch.no_grad():
+            distribution = policy.get_distribution(tensors).distribution
+        return distribution.probs.double().cpu().numpy()
+
+
+@dataclass
+class Recording:
+    """Observations seen in rollouts, and the deterministic episodes' seeds and figures."""
+
+    observations: list[Any] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    metrics: list[dict[str, float]] = field(default_factory=list)
+
+
+def record_rollouts(
+    env: gym.Env, source: ExportSource, min_observations: int, deterministic_episodes: int
+) -> Recording:
+    """Roll the trained model out until enough observations and deterministic episodes exist."""
+    policies = (
+        TorchPolicy(source.model, source.normalizer, True),
+        TorchPolicy(source.model, source.normalizer, False),
+    )
+    recording = Recording()
+    seed, stochastic_episodes = RECORD_FIRST_SEED, 0
+    with torch.random.fork_rng():
+        torch.manual_seed(RECORD_FIRST_SEED)  # stochastic episodes: the same every export
+        while (
+            len(recording.observations) < min_observations
+            or stochastic_episodes == 0
+            or len(recording.seeds) < deterministic_episodes
+        ):
+            # The deterministic episodes come first (they are replayed by the closed-loop
+            # check), then stochastic and deterministic ones alternate.
+            index = seed - RECORD_FIRST_SEED
+            deterministic = index < deterministic_episodes or index % 2 == 1
+            policy = policies[0] if deterministic else policies[1]
+            metrics = run_episode(env, _recorder(policy, recording.observations), seed)
+            if deterministic:
+                recording.seeds.append(seed)
+                recording.metrics.append(metrics)
+            else:
+                stochastic_episodes += 1
+            seed += 1
+    return recording
+
+
+def _recorder(policy: Callable[[Any], np.ndarray], into: list[Any]) -> Callable[[Any], Any]:
+    def act(obs: Any) -> np.ndarray:
+        into.append(obs)
+        return policy(obs)
+
+    return act
+
+
+def boundary_observations(
+    space: gym.spaces.Space, normalizer: NormalizerStats | None, sample: Any
+) -> list[Any]:
+    """Edge cases per input: each replaces one input of ``sample`` (a recorded observation)."""
+    if isinstance(space, gym.spaces.Dict):
+        cases = []
+        for key, sub in space.spaces.items():
+            stats = _key_stats(normalizer, key)
+            cases += [{**sample, key: value} for value in _box_cases(sub, stats, normalizer)]
+        return cases
+    return _box_cases(space, _key_stats(normalizer, None), normalizer)
+
+
+def _key_stats(normalizer: NormalizerStats | None, key: str | None) -> Any:
+    if normalizer is None or normalizer.obs is None:
+        return None
+    if isinstance(normalizer.obs, dict):
+        return normalizer.obs.get(key)
+    return normalizer.obs if key is None else None
+
+
+def _box_cases(space: Any, stats: Any, normalizer: NormalizerStats | None) -> list[np.ndarray]:
+    shape = space.shape
+    if space.dtype == np.uint8:
+        checkered = (np.indices(shape).sum(axis=0) % 2) * 255
+        return [
+            np.zeros(shape, np.uint8),
+            np.full(shape, 255, np.uint8),
+            checkered.astype(np.uint8),
+        ]
+    alternating = np.where(np.indices(shape).sum(axis=0) % 2 == 0, 1.0, -1.0)
+    cases = [np.zeros(shape), np.ones(shape), -np.ones(shape)]
+    if stats is not None:
+        std = np.sqrt(stats.var + normalizer.epsilon).reshape(shape)
+        mean = stats.mean.reshape(shape)
+        for k in (1.0, 2.0):  # at the clip range, and twice beyond it
+            reach = k * normalizer.clip_obs * std
+            cases += [mean + reach, mean - reach, mean + alternating * reach]
+    else:
+        cases += [1e3 * np.ones(shape), -1e3 * np.ones(shape), 1e3 * alternating]
+    if np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high)):
+        cases += [space.low, space.high]
+    return [np.asarray(case, dtype=space.dtype) for case in cases]
+
+
+def compare_closed_loop(
+    env: gym.Env, policy: Callable[[Any], np.ndarray], recording: Recording, episodes: int
+) -> list[dict[str, float]]:
+    """Replay the recorded deterministic episodes with ``policy``; raise if a success differs."""
+    rows = []
+    for seed, torch_metrics in zip(recording.seeds[:episodes], recording.metrics, strict=False):
+        metrics = run_episode(env, policy, seed)
+        rows.append(
+            {
+                "seed": float(seed),
+                "success_torch": torch_metrics["success"],
+                "success_bundle": metrics["success"],
+                "steps_torch": torch_metrics["episode_steps"],
+                "steps_bundle": metrics["episode_steps"],
+            }
+        )
+    differing = [int(row["seed"]) for row in rows if row["success_torch"] != row["success_bundle"]]
+    if differing:
+        raise RobocellError(
+            f"closed-loop check failed: the bundle's episode outcome differs from the trained "
+            f"model's on seeds {differing}; no bundle written"
+        )
+    return rows
+
+
+def build_manifest(
+    source: ExportSource,
+    env: gym.Env,
+    parts: tuple[list[dict[str, Any]], dict[str, Any]],
+    parity: dict[str, Any],
+) -> dict[str, Any]:
+    """Every manifest field except the ONNX ones, which :func:`write_bundle` adds."""
+    inputs, action = parts
+    provenance = {
+        "algo": source.algo,
+        "run_id": source.run_id,
+        "config_digest": source.config_digest,
+        "checkpoint": source.checkpoint,
+        "normalization_in_graph": source.normalizer is not None,
+    }
+    manifest = cell_manifest(env, source.env_id, source.env_kwargs, provenance, parity)
+    return {**manifest, "observation": inputs, "action": action}
+
+
+def export_model(
+    source: ExportSource,
     bundle_dir: str | Path,
-    checkpoint: str | Path = "best",
     *,
-    parity_observations: int = 1000,
+    parity_observations: int = MIN_PARITY_OBSERVATIONS,
     closed_loop_episodes: int = 3,
     overwrite: bool = False,
 ) -> ExportReport:
-    """Export a training run's checkpoint (``best``, ``last`` or a zip path) as a bundle.
-
-    Checks parity on at least ``parity_observations`` recorded observations plus boundary
-    cases and compares ``closed_loop_episodes`` episode outcomes with the trained model;
-    raises RobocellError (and writes nothing) when either check fails.
-    """
-    from robocell.agents.export_torch import export_run as _export_run
-
-    return _export_run(
-        run_dir,
-        bundle_dir,
-        checkpoint,
-        parity_observations=parity_observations,
-        closed_loop_episodes=closed_loop_episodes,
-        overwrite=overwrite,
-    )
-
-
-def inference_session(onnx_bytes: bytes) -> ort.InferenceSession:
-    """An onnxruntime CPU session for one-observation control: one thread, sequential."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    # Never let bytes that happen to look like the ORT flatbuffer format be read as one.
-    options.add_session_config_entry("session.load_model_format", "ONNX")
-    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
-
-
-class BundlePolicy:
-    """A loaded, verified bundle: ``act(obs)`` maps one raw env observation to an action."""
-
-    def __init__(
-        self,
-        path: Path,
-        manifest: dict[str, Any],
-        manifest_sha256: str,
-        session: ort.InferenceSession,
-    ) -> None:
-        self.path = path
-        self.manifest = manifest
-        self.manifest_sha256 = manifest_sha256
-        self.onnx_sha256: str = manifest["onnx_sha256"]
-        self.env_id: str = manifest["env_id"]
-        self.env_kwargs: dict[str, Any] = dict(manifest["env_kwargs"])
-        self.control_period_s: float | None = manifest["control_period_s"]
-        self._session = session
-        inputs = manifest["observation"]
-        self._names = [item["name"] for item in inputs]
-        self._keys = [item["key"] for item in inputs]
-        self._dtypes = [np.dtype(item["dtype"]) for item in inputs]
-        self._shapes = [tuple(item["shape"]) for item in inputs]
-        self._output_names = [manifest["action"]["name"]]
-
-    def act(self, obs: Any) -> np.ndarray:
-        """The action for one observation (an array, or a mapping for Dict observations)."""
-        return self._session.run(self._output_names, self._feed(obs, batched=False))[0][0]
-
-    __call__ = act
-
-    def act_batch(self, obs: Any) -> np.ndarray:
-        """Actions for a batch of observations (leading dimension = batch)."""
-        return self._session.run(self._output_names, self._feed(obs, batched=True))[0]
-
-    def make_env(self, render_mode: str | None = None) -> gym.Env:
-        """The cell this bundle was exported for, with its kwargs; checks the spaces agree.
-
-        The env is wrapped in :class:`robocell.agents.cell_info.EpisodeFigures`, so every
-        episode ends with ``episode_metrics``.
-        """
-        from robocell.agents.cell_info import make_cell
-
-        env = make_cell(self.env_id, self.env_kwargs, render_mode)
-        try:
-            self.check_observation_space(env.observation_space)
-            self.check_action_space(env.action_space)
-            self.check_action_grid(getattr(env.unwrapped, "action_grid", None))
-        except BaseException:
-            env.close()
-            raise
-        return env
-
-    def check_observation_space(self, space: Any) -> None:
-        """Raise VerificationError unless ``space`` has the manifest's keys, shapes and dtypes."""
-        for key, shape, dtype in zip(self._keys, self._shapes, self._dtypes, strict=True):
-            sub = space if key is None else getattr(space, "spaces", {}).get(key)
-            if sub is None or tuple(sub.shape) != shape or np.dtype(sub.dtype) != dtype:
-                found = None if sub is None else (tuple(sub.shape), str(sub.dtype))
-                raise VerificationError(
-                    f"{self.path}: the bundle takes {key or 'obs'} as {shape} {dtype}, "
-                    f"but {self.env_id} observes {found}"
-                )
-
-    def check_action_space(self, space: Any) -> None:
-        """Raise VerificationError unless ``space`` has the manifest's action shape and bounds."""
-        action = self.manifest["action"]
-        low = [np.nan if f["low"] is None else f["low"] for f in action["fields"]]
-        high = [np.nan if f["high"] is None else f["high"] for f in action["fields"]]
-        if action["kind"] == "box" and hasattr(space, "low"):
-            found_low = np.where(np.isfinite(space.low), space.low, np.nan).ravel()
-            found_high = np.where(np.isfinite(space.high), space.high, np.nan).ravel()
-            same = np.array_equal(found_low, np.float32(low), equal_nan=True) and (
-                np.array_equal(found_high, np.float32(high), equal_nan=True)
-            )
-        elif action["kind"] == "discrete":
-            same = getattr(space, "n", None) == int(high[0]) + 1 and not hasattr(space, "low")
-        else:
-            same = action["kind"] != "box" and not hasattr(space, "low")
-        if not same or list(space.shape) != action["shape"]:
-            raise VerificationError(
-                f"{self.path}: the bundle acts in {action['kind']} {action['shape']} within "
-                f"{low}…{high}, but {self.env_id} takes {space}"
-            )
-
-    def check_action_grid(self, grid: dict[str, Any] | None) -> None:
-        """Raise VerificationError unless the cell's pick grid is the manifest's (or neither)."""
-        expected = self.manifest["action"].get("grid")
-        if expected is not None and grid != expected:
-            raise VerificationError(
-                f"{self.path}: the bundle picks on the grid {expected}, "
-                f"but {self.env_id} has {grid}"
-            )
-
-    def _feed(self, obs: Any, batched: bool) -> dict[str, np.ndarray]:
-        feed = {}
-        for name, key, dtype, shape in zip(
-            self._names, self._keys, self._dtypes, self._shapes, strict=True
-        ):
-            value = obs if key is None else _item(obs, key)
-            array = np.asarray(value, dtype=dtype)
-            expected = array.shape[:1] + shape if batched else shape
-            if array.shape != expected:
-                raise RobocellError(f"{name}: expected shape {expected}, got {array.shape}")
-            feed[name] = array if batched else array.reshape((1, *shape))
-        return feed
-
-
-def _item(obs: Any, key: str) -> Any:
-    if not isinstance(obs, Mapping) or key not in obs:
-        raise RobocellError(f"this bundle takes a Dict observation with key {key!r}")
-    return obs[key]
-
-
-def load_bundle(path: str | Path, max_onnx_bytes: int = MAX_ONNX_BYTES) -> BundlePolicy:
-    """Verify a bundle directory and load it; raises VerificationError naming what failed.
-
-    Checks, in order: it is a directory (a ``.zip``/``.pkl``/``.pt``/``.pth`` path is refused
-    unopened), the manifest's schema, the ONNX size cap, the ONNX sha256 against the manifest,
-    default-domain ops only, no external data, the opset and IR version, that the ONNX
-    metadata mirrors the manifest, and the graph's input and output shapes.
-    """
-    directory = bundle_directory(path)
-    manifest_path, onnx_path = directory / MANIFEST_FILE, directory / ONNX_FILE
-    data, manifest_bytes = read_manifest_json(manifest_path)
-    try:
-        manifest = parse_manifest(data)
-    except SchemaError as exc:
-        raise VerificationError(f"{manifest_path}: {exc}") from None
-    onnx_bytes = read_capped(onnx_path, max_onnx_bytes)
-    digest = sha256_bytes(onnx_bytes)
-    if digest != manifest.onnx_sha256:
-        raise VerificationError(
-            f"{onnx_path}: sha256 {digest} does not match the manifest's {manifest.onnx_sha256}"
-        )
-    model = parse_onnx(onnx_bytes, onnx_path)
-    check_against_manifest(model, manifest, data, onnx_path)
-    try:
-        session = inference_session(onnx_bytes)
-    except Exception as exc:  # onnxruntime raises its own exception types
-        raise VerificationError(f"{onnx_path}: onnxruntime cannot load it ({exc})") from None
-    return BundlePolicy(directory, data, sha256_bytes(manifest_bytes), session)
-
-
-def check_against_manifest(
-    model: onnx.ModelProto, manifest: BundleManifest, data: dict[str, Any], where: Path
-) -> None:
-    """Opset, IR version, metadata and input/output signatures must match the manifest."""
-    if default_opset(model) != manifest.onnx_opset or model.ir_version != manifest.onnx_ir_version:
-        raise VerificationError(
-            f"{where}: opset {default_opset(model)} / IR {model.ir_version} differ from the "
-            f"manifest's {manifest.onnx_opset} / {manifest.onnx_ir_version}"
-        )
-    _check_metadata(model, data, where)
-    expected_inputs = [
-        (item.name, item.dtype, [None, *item.shape]) for item in manifest.observation
-    ]
-    _check_signatures(model.graph.input, expected_inputs, "inputs", where)
-    action = manifest.action
-    _check_signatures(
-        model.graph.output, [(action.name, action.dtype, [None, *action.shape])], "outputs", where
-    )
-
-
-def _check_metadata(model: onnx.ModelProto, data: dict[str, Any], where: Path) -> None:
-    found = {prop.key: prop.value for prop in model.metadata_props}
-    expected = metadata_props(data)
-    for key in sorted(set(found) | set(expected)):
-        if found.get(key) != expected.get(key):
-            raise VerificationError(
-                f"{where}: manifest field {key!r} differs from the copy in the ONNX metadata "
-                "(the manifest was edited, or belongs to another graph)"
-            )
-
-
-def _check_signatures(
-    values: Any, expected: list[tuple[str, str, list[int | None]]], what: str, where: Path
-) -> None:
-    found = [value_signature(value) for value in values]
-    # The leading (batch) dimension may be symbolic or fixed; every other one is static.
-    normalized = [(name, dtype, [None, *dims[1:]]) for name, dtype, dims in found if dims]
-    if normalized != expected or len(found) != len(expected):
-        raise VerificationError(
-            f"{where}: graph {what} {found} do not match the manifest's {expected}"
-        )
-
-
-def write_bundle(
-    bundle_dir: str | Path,
-    model: onnx.ModelProto,
-    manifest: dict[str, Any],
-    overwrite: bool = False,
-    check: Callable[[Path], None] | None = None,
-) -> tuple[str, str]:
-    """Write ``model`` and ``manifest`` as a bundle; returns (onnx sha256, manifest sha256).
-
-    ``manifest`` holds every field but the ONNX ones (file, opset, IR version, sha256), which
-    are filled in here; it is validated, copied into the model's ``metadata_props``, and both
-    files appear at once (the bundle is assembled in a temporary sibling directory and
-    renamed), so a crash never leaves half a bundle. ``check``, if given, is called with the
-    complete temporary bundle before it is renamed into place; if it raises, nothing is kept.
-    """
+    """Export ``source`` to ``bundle_dir`` after the parity and closed-loop checks."""
+    if parity_observations < MIN_PARITY_OBSERVATIONS:
+        raise RobocellError(f"parity needs at least {MIN_PARITY_OBSERVATIONS} observations")
     bundle_dir = Path(bundle_dir)
     check_bundle_target(bundle_dir, overwrite)
-    fields = {
-        **manifest,
-        "onnx_file": ONNX_FILE,
-        "onnx_opset": default_opset(model),
-        "onnx_ir_version": model.ir_version,
-        "onnx_sha256": "0" * 64,
-    }
+    env = make_cell(source.env_id, source.env_kwargs)
     try:
-        data = manifest_dict(parse_manifest(fields))
-    except SchemaError as exc:
-        raise RobocellError(f"manifest: {exc}") from None
-    del model.metadata_props[:]
-    for key, value in metadata_props(data).items():
-        model.metadata_props.add(key=key, value=value)
-    check_structure(model, ONNX_FILE)
-    onnx_bytes = model.SerializeToString()
-    data["onnx_sha256"] = sha256_bytes(onnx_bytes)
-    manifest_bytes = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
-    files = {ONNX_FILE: onnx_bytes, MANIFEST_FILE: manifest_bytes}
-    _write_directory(bundle_dir, files, overwrite, check)
-    return data["onnx_sha256"], sha256_bytes(manifest_bytes)
-
-
-def check_bundle_target(bundle_dir: Path, overwrite: bool) -> None:
-    """Refuse to write over an existing, non-empty directory unless ``overwrite``."""
-    if bundle_dir.exists() and not bundle_dir.is_dir():
-        raise RobocellError(f"{bundle_dir}: exists and is not a directory")
-    if bundle_dir.is_dir() and any(bundle_dir.iterdir()) and not overwrite:
-        raise RobocellError(f"{bundle_dir}: exists and is not empty (pass --force to replace it)")
-
-
-def _write_directory(
-    target: Path, files: dict[str, bytes], overwrite: bool, check: Callable[[Path], None] | None
-) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
-        os.chmod(staging, 0o755)  # mkdtemp makes it private; a bundle is meant to be shared
-        for name, data in files.items():
-            with open(staging / name, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-        if check is not None:
-            check(staging)
-        if target.exists():
-            check_bundle_target(target, overwrite)
-            old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old."))
-            os.replace(target, old / target.name)
-            os.replace(staging, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, target)
+        return _export(
+            source, env, bundle_dir, parity_observations, closed_loop_episodes, overwrite
+        )
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        env.close()
+
+
+def _export(
+    source: ExportSource, env: gym.Env, bundle_dir: Path, n_obs: int, episodes: int, overwrite: bool
+) -> ExportReport:
+    parts = (observation_inputs(env), action_output(env))
+    if env.action_space != source.model.action_space:
+        raise RobocellError(
+            f"the policy acts in {source.model.action_space}, the env in {env.action_space}"
+        )
+    layouts = input_layouts(parts[0], source.model.policy.observation_space)
+    model = export_onnx(PolicyGraph(source.model.policy, layouts, source.normalizer))
+    recording = record_rollouts(env, source, n_obs, episodes)
+    parity = _parity(model, layouts, source, env, recording)
+    rows: list[dict[str, float]] = []
+
+    def closed_loop(staging: Path) -> None:
+        rows.extend(compare_closed_loop(env, load_bundle(staging), recording, episodes))
+
+    manifest = build_manifest(source, env, parts, parity)
+    onnx_sha, manifest_sha = write_bundle(bundle_dir, model, manifest, overwrite, closed_loop)
+    return ExportReport(
+        bundle_dir,
+        onnx_sha,
+        manifest_sha,
+        parity["observations"],
+        parity["boundary_cases"],
+        parity["max_abs_diff"],
+        parity["worst_ratio"],
+        rows,
+        generic_notes(*parts),
+        parity["argmax_ties"],
+    )
+
+
+def _parity(
+    model: onnx.ModelProto,
+    layouts: list[InputLayout],
+    source: ExportSource,
+    env: gym.Env,
+    recording: Recording,
+) -> dict[str, Any]:
+    """The manifest's ``parity`` record, after checking recorded and boundary observations."""
+    session = inference_session(model.SerializeToString())
+    sample = recording.observations[0]
+    boundary = boundary_observations(env.observation_space, source.normalizer, sample)
+    reference = TorchPolicy(source.model, source.normalizer)
+    figures = check_parity(session, layouts, reference, recording.observations + boundary)
+    return {
+        "observations": len(recording.observations),
+        "boundary_cases": len(boundary),
+        "max_abs_diff": figures.max_abs_diff,
+        "worst_ratio": figures.worst_ratio,
+        "atol": PARITY_ATOL,
+        "rtol": PARITY_RTOL,
+        "argmax_ties": figures.argmax_ties,
+    }

@@ -29,7 +29,7 @@ from gymnasium import spaces
 from torch import nn
 
 from robocell.errors import RobocellError
-from robocell.train.normalizer import NormalizerStats, RunningStats
+from robocell.normalizer import NormalizerStats, RunningStats
 
 OPSET = 17
 _TORCH_DTYPES = {"float32": torch.float32, "uint8": torch.uint8}

@@ -2,7 +2,7 @@
 
 :class:`PickMapPolicy` is a PPO ``ActorCriticPolicy`` for a pick over image positions
 (``robocell/VisionSort-v1``'s ``Discrete(bins · G · G)`` action, see
-:mod:`robocell.envs.pick_grid`). A fully-convolutional network scores every cell of the
+:mod:`robocell.envs.vision.pick_grid`). A fully-convolutional network scores every cell of the
 image-aligned grid for every bin; the action distribution is the softmax over all of them
 and the deterministic action is their arg-max (Zeng et al. 2018, "Learning Synergies
 between Pushing and Grasping"; Zeng et al. 2020, "Transporter Networks"). No layer maps

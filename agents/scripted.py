@@ -1,23 +1,27 @@
 """Scripted controllers as controller bundles: the reference a trained policy is measured by.
 
-The welding cell's :class:`~robocell.envs.weld.ScriptedWelder` is a stateless feedback law on
-the observation, so it can be written op for op as an ONNX graph (Gather, Sub, Abs, Mul, Clip,
-comparisons, And, Where, Concat). ``robocell export-baseline robocell/WeldSeam-v0 -o B`` writes
-it as a bundle that certification and release treat like any trained policy: a buyer can
-certify the reference controller, a supplier can see the bar. No torch is involved.
+The welding cell's :class:`~robocell.envs.weld.controller.ScriptedWelder` is a stateless
+feedback law on the observation, so it can be written op for op as an ONNX graph (Gather, Sub,
+Abs, Mul, Clip, comparisons, And, Where, Concat). ``robocell export-baseline
+robocell/WeldSeam-v0 -o B`` writes it as a bundle that certification and release treat like
+any trained policy: a buyer can certify the reference controller, a supplier can see the bar.
+No torch is involved.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from robocell.agents.cell_info import cell_manifest, make_cell
-from robocell.agents.export import write_bundle
-from robocell.envs.weld import OBSERVATION_FIELDS, ScriptedWelder
+from robocell.agents.bundle.describe import cell_manifest
+from robocell.agents.bundle.write import write_bundle
+from robocell.envs.make import make_cell
+from robocell.envs.weld.controller import ScriptedWelder
+from robocell.envs.weld.task import OBSERVATION_FIELDS
 from robocell.errors import RobocellError
 from robocell.util import canonical_json, sha256_bytes
 
@@ -102,9 +106,11 @@ def write_model_bundle(
     env_id: str,
     algo: str,
     overwrite: bool = False,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> Path:
     """Write a hand-built policy graph for ``env_id`` as a bundle (manifest from the cell)."""
-    env = make_cell(env_id, {})
+    env_kwargs = dict(env_kwargs or {})
+    env = make_cell(env_id, env_kwargs)
     try:
         env.reset(seed=0)  # joint names are known once the robot is loaded
         provenance = {
@@ -115,7 +121,7 @@ def write_model_bundle(
             "normalization_in_graph": False,
         }
         parity = {"observations": 0, "boundary_cases": 0, "max_abs_diff": 0.0, "worst_ratio": 0.0}
-        manifest = cell_manifest(env, env_id, {}, provenance, parity)
+        manifest = cell_manifest(env, env_id, env_kwargs, provenance, parity)
     finally:
         env.close()
     write_bundle(bundle_dir, model, manifest, overwrite=overwrite)

@@ -3,7 +3,7 @@
 For every registered cell, SB3's default PPO policy for its observation space (MLP for
 vectors, CNN + MLP for the vision cell's image and state), untrained, with observation
 statistics estimated from 200 random-action steps, is exported through
-:func:`robocell.agents.export_torch.export_model` — the same checks as ``robocell export``:
+:func:`robocell.agents.export.export_model` — the same checks as ``robocell export``:
 at least 1,000 recorded observations plus boundary cases, then 3 replayed episodes.
 """
 
@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from robocell.agents.export_torch import ExportSource, export_model
+from robocell.agents.export import ExportSource, export_model
 from robocell.envs import ENV_IDS
-from robocell.train.normalizer import NormalizerStats, RunningStats
+from robocell.normalizer import NormalizerStats, RunningStats
 
 
 def run() -> dict:

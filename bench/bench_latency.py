@@ -38,9 +38,9 @@ import torch
 from onnx import TensorProto, helper
 
 import robocell  # noqa: F401  (registers the cells)
-from robocell.agents.export import inference_session, load_bundle
-from robocell.agents.export_torch import ExportSource, TorchPolicy, export_model
-from robocell.train.normalizer import NormalizerStats, RunningStats
+from robocell.agents.bundle.policy import inference_session, load_bundle
+from robocell.agents.export import ExportSource, TorchPolicy, export_model
+from robocell.normalizer import NormalizerStats, RunningStats
 
 ENV_ID = "robocell/WeldSeam-v0"
 CALLS = 20_000

@@ -21,7 +21,7 @@ import timeit
 
 import numpy as np
 
-from robocell.envs.peg import PegInsertEnv
+from robocell.envs.peg.env import PegInsertEnv
 
 BLOCK_STEPS = 100
 BLOCKS = 15

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import gymnasium as gym
 
-from robocell.envs.vision_baseline import ScriptedSorter
+from robocell.envs.vision.controller import ScriptedSorter
 
 SECONDS = 5.0
 ENV_ID = "robocell/VisionSort-v1"

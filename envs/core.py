@@ -10,12 +10,20 @@ limit.
 step), ``is_success`` and the task's quality figures; on the last step of an episode it also
 holds ``episode_metrics`` (success, energy_j, cycle_time_s and the cell's own figures). A
 physics blow-up (NaN or exploding state) truncates the episode with ``info["fault"]`` set.
+
+One rule for bad actions in every cell: an action that is not a finite array of the action
+space's shape (NaN, infinity, too few or too many elements), or for a ``Discrete`` space not
+an integer index within it, is not applied; the episode ends (truncated) with
+``info["fault"] = "invalid_action"``, like a physics blow-up. Finite actions outside a box's
+bounds are clipped by the task, as before.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -25,6 +33,10 @@ from robocell.envs.energy import EnergyMeter
 from robocell.envs.robot import KukaIiwa
 from robocell.envs.sim import Sim, projection_matrix, view_matrix
 
+# A reset keeps the loaded robot and rebuilds everything else (Sim.clear), which steps bitwise
+# like a world built from scratch; every this many resets the world is built from scratch
+# anyway, which frees what PyBullet keeps of removed bodies (e.g. their visual shapes).
+REBUILD_EVERY_RESETS = 1000
 # Joint speeds above this (rad/s) or TCP positions this far from the base (m) mean the
 # solver blew up: the iiwa's fastest joint turns at 2.4 rad/s and it reaches 0.82 m.
 EXPLODING_SPEED_RAD_S = 50.0
@@ -53,7 +65,11 @@ class Task(ABC):
 
     @abstractmethod
     def build(self) -> None:
-        """Create the workpiece and fixtures in a freshly reset simulation (robot loaded)."""
+        """Create the workpiece and fixtures in a world holding only the robot, at home.
+
+        Called at every reset: the env keeps the loaded robot and removes every other body
+        before (see ``CellEnv.reset``), so the world is built bitwise as from scratch.
+        """
 
     @abstractmethod
     def reset_task(self) -> None:
@@ -137,6 +153,8 @@ class CellEnv(gym.Env):
         self.meter = EnergyMeter()
         self.observation_space = task.observation_space
         self.action_space = task.action_space
+        # Only a rendered physics client needs visual shapes; they cost time at every reset.
+        sim.visual_shapes = render_mode is not None
         self.physics_steps_per_action = round(task.control_period_s / sim.timestep_s)
         # Cells whose step is a whole cycle (seconds) still play videos at one step per second.
         fps = max(1, round(1.0 / task.control_period_s))
@@ -144,6 +162,11 @@ class CellEnv(gym.Env):
         self._steps = 0
         self._episode_return_terms: dict[str, float] = {}
         self._last_obs: Any = None
+        self._resets_since_build = REBUILD_EVERY_RESETS
+        self._physics_hooks = (
+            _hook(task, "before_physics_step"),
+            _hook(task, "after_physics_step"),
+        )
 
     @property
     def max_steps(self) -> int:
@@ -159,12 +182,11 @@ class CellEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
-        """Rebuild the world from scratch (bitwise deterministic for a seed) and randomise."""
+        """Rebuild the world (bitwise as if from scratch, whatever ran before) and randomise."""
         super().reset(seed=seed)
         self.task.np_random = self.np_random
-        self.sim.reset()
+        self._restore_robot()
         with self.sim.no_rendering():
-            self.robot.load()
             self.task.build()
         self.task.reset_task()
         self.meter.reset()
@@ -174,8 +196,15 @@ class CellEnv(gym.Env):
         return self._last_obs, {"is_success": False, **self.task.step_figures()}
 
     def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        """Apply one action for ``physics_steps_per_action`` physics steps."""
-        self.task.apply_action(np.asarray(action))
+        """Apply one action for ``physics_steps_per_action`` physics steps.
+
+        An invalid action (see the module docstring) ends the episode with a fault instead.
+        """
+        action = np.asarray(action)
+        if not self._valid_action(action):
+            self._steps += 1
+            return self._fault_step("invalid_action", 0.0)
+        self.task.apply_action(action)
         self._run_physics()
         self._steps += 1
         energy_j = self.meter.take_step_energy_j()
@@ -207,30 +236,60 @@ class CellEnv(gym.Env):
     def _term_names(self) -> tuple[str, ...]:
         return (*self.task.reward_term_names, "energy")
 
+    def _restore_robot(self) -> None:
+        """An empty world but for the robot at home, at rest, as a freshly loaded one."""
+        if self._resets_since_build < REBUILD_EVERY_RESETS:
+            self.sim.clear(keep=(self.robot.name,))
+            self.robot.restart()
+            self._resets_since_build += 1
+            return
+        self.sim.reset()
+        with self.sim.no_rendering():
+            self.robot.load()
+        self._resets_since_build = 1
+
     def _run_physics(self) -> None:
-        # The hot loop: per physics step only the hooks, the step and one raw joint read;
-        # the energy arithmetic runs once per action on the recorded arrays.
-        robot, task, sim = self.robot, self.task, self.sim
-        tool_power_w = []
+        # The hot loop: per physics step only the hooks the task fills in, the step and the
+        # robot's record (one joint read, which a torque controller's next read shares); the
+        # energy arithmetic runs once per action on the recorded arrays.
+        robot, step, tool_power_w = self.robot, self.sim.step, self.task.tool_power_w
+        before, after = self._physics_hooks
+        powers = []
         robot.start_recording()
         for substep in range(self.physics_steps_per_action):
-            task.before_physics_step(substep)
-            sim.step()
+            if before is not None:
+                before(substep)
+            step()
             robot.record()
-            tool_power_w.append(task.tool_power_w())
-            task.after_physics_step(substep)
+            powers.append(tool_power_w())
+            if after is not None:
+                after(substep)
         tau_nm, qd_rad_s = robot.recorded()
-        self.meter.add_steps(tau_nm, qd_rad_s, np.asarray(tool_power_w), sim.timestep_s)
+        self.meter.add_steps(tau_nm, qd_rad_s, np.asarray(powers), self.sim.timestep_s)
         self._last_qd = qd_rad_s[-1]
 
+    def _valid_action(self, action: np.ndarray) -> bool:
+        """A numeric array of the action space's shape whose every element is finite.
+
+        A ``Discrete`` action must be an integer index within the space: an index has no
+        nearest valid value to clip to.
+        """
+        if action.shape != self.action_space.shape or action.dtype.kind not in "biuf":
+            return False
+        if isinstance(self.action_space, gym.spaces.Discrete):
+            return action.dtype.kind in "iu" and bool(self.action_space.contains(action.item()))
+        return bool(np.all(np.isfinite(action)))
+
     def _fault(self) -> str | None:
-        # Joint speeds come from the physics loop's last recorded step: no extra read.
-        tcp, _ = self.robot.tcp_pose()
-        if not (np.all(np.isfinite(self._last_qd)) and np.all(np.isfinite(tcp))):
+        # Joint speeds come from the physics loop's last recorded step, the TCP from the
+        # robot's reading of this state (which the task's own measurement then shares).
+        speed = float(np.abs(self._last_qd).max())
+        x, y, z = self.robot.tcp_pose()[0].tolist()
+        if not all(map(math.isfinite, (speed, x, y, z))):
             return "nan_state"
-        if np.abs(self._last_qd).max() > EXPLODING_SPEED_RAD_S:
+        if speed > EXPLODING_SPEED_RAD_S:
             return "exploding_joint_speed"
-        if np.linalg.norm(tcp) > EXPLODING_DISTANCE_M:
+        if math.hypot(x, y, z) > EXPLODING_DISTANCE_M:
             return "exploding_position"
         return None
 
@@ -262,3 +321,10 @@ class CellEnv(gym.Env):
         metrics.update({f"return/{k}": v for k, v in self._episode_return_terms.items()})
         metrics.update(self.task.episode_figures())
         return metrics
+
+
+def _hook(task: Task, name: str) -> Callable[[int], None] | None:
+    """The task's per-physics-step hook, or None where it keeps the default (nothing)."""
+    if getattr(type(task), name) is getattr(Task, name):
+        return None
+    return getattr(task, name)

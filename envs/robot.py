@@ -7,6 +7,7 @@ IK and the Jacobian use directly. The generated URDF is cached in the temp direc
 
 from __future__ import annotations
 
+import operator
 import os
 import tempfile
 from collections.abc import Sequence
@@ -115,6 +116,16 @@ def tool_urdf_path(tool: Tool) -> str:
     return os.fspath(path)
 
 
+_SPEED = operator.itemgetter(1)  # fields of a getJointStates row
+_MOTOR_TORQUE = operator.itemgetter(3)
+
+
+def _column(rows: list[tuple], field: operator.itemgetter) -> np.ndarray:
+    """(rows, joints) array of one field of raw ``getJointStates`` rows."""
+    joints = [joint for row in rows for joint in row]
+    return np.fromiter(map(field, joints), float, len(joints)).reshape(len(rows), -1)
+
+
 class KukaIiwa:
     """A KUKA LBR iiwa 14 with a rigid tool, position- or torque-controlled.
 
@@ -139,16 +150,34 @@ class KukaIiwa:
         self.max_speed_rad_s = np.asarray(IIWA_MAX_SPEED_RAD_S)
         self.torque_control = False
         self._commanded_tau = np.zeros(self.n_joints)
+        self._max_torque_neg = -self.max_torque_nm
 
     def load(self, q: Sequence[float] = IIWA_HOME) -> None:
         """Create the robot in the (freshly reset) simulation at joint positions ``q``."""
         self.sim.load_urdf(self.name, self.urdf_path, self.base_position, fixed_base=True)
+        self.sim.exclude_self_pairs(self.name)
         joints = self.sim.joints(self.name)
         self.joint_indices = [j.index for j in joints if j.kind != 4][: self.n_joints]
         self.lower = np.asarray([joints[i].lower for i in self.joint_indices])
         self.upper = np.asarray([joints[i].upper for i in self.joint_indices])
         self.tcp_link = self.sim.link_index(self.name, "tcp")
         self.flange_link = self.joint_indices[-1]
+        self._read_joints = list(self.joint_indices)
+        self._bind_hot_calls()
+        self.restart(q)
+
+    def _bind_hot_calls(self) -> None:
+        self._read = self.sim.joint_state_reader(self.name, self._read_joints)
+        self._command_torques = self.sim.torque_commander(self.name, self.joint_indices)
+        self._reading: tuple = ()
+        self._reading_version = self._tcp_version = -1
+
+    def restart(self, q: Sequence[float] = IIWA_HOME) -> None:
+        """Put the loaded arm back as :meth:`load` leaves it: at ``q``, at rest, held there.
+
+        Dynamics a task changes on the arm (a link's friction, joint damping) stay as the
+        task left them; tasks set theirs at every reset, before the first physics step.
+        """
         self.torque_control = False
         self._commanded_tau = np.zeros(self.n_joints)
         self.reset_joints(q)
@@ -160,6 +189,24 @@ class KukaIiwa:
             self.set_joint_targets(q)
 
     # ------------------------------------------------------------------ state
+    def read_also(self, joints: Sequence[int]) -> None:
+        """Read these joints too (after the arm's, in this order) in :meth:`joint_reading`."""
+        extra = [joint for joint in joints if joint not in self._read_joints]
+        if extra:
+            self._read_joints += extra
+            self._bind_hot_calls()
+
+    def joint_reading(self) -> tuple:
+        """``getJointStates`` rows of the arm's joints, then of the joints of :meth:`read_also`.
+
+        Read once per state of the world (the simulation's ``state_version``): the env's
+        record after a physics step and a controller's read before the next one share it.
+        """
+        if self._reading_version != self.sim.state_version:
+            self._reading = self._read()
+            self._reading_version = self.sim.state_version
+        return self._reading
+
     def joint_state(self) -> JointState:
         """Joint positions, velocities and the torques the meter should see.
 
@@ -178,7 +225,7 @@ class KukaIiwa:
 
     def record(self) -> None:
         """Record the joint state after a physics step (kept raw: this is the hot loop)."""
-        self._recorded_states.append(self.sim.raw_joint_states(self.name, self.joint_indices))
+        self._recorded_states.append(self.joint_reading())
         if self.torque_control:
             self._recorded_tau.append(self._commanded_tau)
 
@@ -188,15 +235,28 @@ class KukaIiwa:
         Under torque control PyBullet's torque read-back is stale, so the commanded torques
         are metered; under position control the applied motor torques are read back.
         """
-        rows = self._recorded_states
-        qd = np.array([[joint[1] for joint in row] for row in rows])
+        rows, n = self._recorded_states, self.n_joints
+        qd = _column(rows, _SPEED)[:, :n]
         if self.torque_control:
             return np.array(self._recorded_tau), qd
-        return np.array([[joint[3] for joint in row] for row in rows]), qd
+        return _column(rows, _MOTOR_TORQUE)[:, :n], qd
+
+    def tcp_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """TCP position (m), orientation, linear (m/s) and angular velocity (rad/s), world.
+
+        Read once per state of the world; the arrays are read-only (they are shared).
+        """
+        if self._tcp_version != self.sim.state_version:
+            state = self.sim.link_pose_velocity(self.name, self.tcp_link)
+            for array in state:
+                array.flags.writeable = False
+            self._tcp, self._tcp_version = state, self.sim.state_version
+        return self._tcp
 
     def tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """TCP position (m) and orientation quaternion in the world."""
-        return self.sim.link_pose(self.name, self.tcp_link)
+        position, orientation, _, _ = self.tcp_state()
+        return position, orientation
 
     # ------------------------------------------------------------------ control
     def ik(
@@ -206,7 +266,7 @@ class KukaIiwa:
         q = self.sim.inverse_kinematics(
             self.name, self.tcp_link, position, orientation, max_iterations=iterations
         )
-        return np.clip(q[: self.n_joints], self.lower, self.upper)
+        return np.minimum(np.maximum(q[: self.n_joints], self.lower), self.upper)
 
     def set_joint_targets(self, q: Sequence[float]) -> None:
         """Position control towards ``q`` with the motors' torque limits."""
@@ -226,9 +286,10 @@ class KukaIiwa:
     def apply_torques(self, tau: np.ndarray) -> np.ndarray:
         """Command joint torques, clipped to the motor limits; returns what was commanded."""
         # minimum/maximum instead of np.clip: this runs every physics step, 3 µs cheaper.
-        self._commanded_tau = np.minimum(np.maximum(tau, -self.max_torque_nm), self.max_torque_nm)
-        self.sim.set_torques(self.name, self.joint_indices, self._commanded_tau)
-        return self._commanded_tau
+        tau = np.minimum(np.maximum(tau, self._max_torque_neg), self.max_torque_nm)
+        self._command_torques(tau.tolist())
+        self._commanded_tau = tau
+        return tau
 
     def jacobian(self, q: Sequence[float]) -> np.ndarray:
         """6 × 7 geometric Jacobian of the TCP (linear rows first)."""

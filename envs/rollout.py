@@ -6,7 +6,6 @@ one of them counts episodes and aggregates figures the same way.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -50,12 +49,3 @@ def summarize(episodes: Sequence[dict[str, float]]) -> dict[str, float]:
         values = [m[key] for m in episodes if key in m]
         summary[f"mean/{key}"] = float(np.mean(values))
     return summary
-
-
-def print_summary(summary: dict[str, object], as_json: bool) -> None:
-    """Print a summary as one JSON line, or as one aligned ``key value`` line per entry."""
-    if as_json:
-        print(json.dumps(summary, sort_keys=True))
-        return
-    for key, value in summary.items():
-        print(f"{key:32s} {value}")

@@ -3,8 +3,10 @@
 The certificate (``certificate.json``) is a DSSE envelope, signed with the certifier's Ed25519
 key, around an in-toto Statement v1 whose subjects are the bundle's ``policy.onnx`` and
 ``manifest.json`` and whose predicate records the benchmark, the seeds, every criterion's
-count and bound, the continuous figures, the digests of the per-episode log and the report,
-the software and platform, and the overall verdict. Field by field in ``docs/CERTIFICATION.md``.
+count and bound, the continuous figures, the robustness table per operating condition and the
+bucket criteria, the digests of the per-episode log and of the report files (``report.md``,
+``report.html``, plots and rollout stills), the software and platform, and the overall verdict.
+Field by field in ``docs/CERTIFICATION.md``.
 """
 
 from __future__ import annotations
@@ -24,22 +26,22 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from robocell import __version__
+from robocell.agents.bundle import ONNX_FILE, subject_digests
 from robocell.errors import RobocellError, VerificationError
 from robocell.eval.decision import Evaluation, evaluate
 from robocell.eval.dsse import IN_TOTO_PAYLOAD_TYPE, sign_envelope
 from robocell.eval.keys import public_key_fingerprint
-from robocell.eval.report import write_report
+from robocell.eval.report import DEFAULT_STILL_EPISODES, render_stills, write_report
 from robocell.eval.runner import EpisodeJob, intake_bundle, run_episodes
 from robocell.eval.seeds import DERIVATION_RULE, check_commitment, commitment
-from robocell.eval.spec import BenchmarkSpec, spec_digest
-from robocell.schema import to_dict
-from robocell.util import atomic_write_bytes, canonical_json, sha256_bytes, sha256_file
+from robocell.eval.spec import BenchmarkSpec, spec_data, spec_digest
+from robocell.executor import ExecutorOptions, parallelism
+from robocell.util import atomic_write_bytes, canonical_json, sha256_bytes
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://robocell.dev/attestations/benchmark-certificate/v1"
 CERTIFICATE_NAME = "certificate.json"
 LOG_NAME = "episodes.jsonl"
-SUBJECT_NAMES = ("policy.onnx", "manifest.json")
 PACKAGES = ("numpy", "scipy", "gymnasium", "pybullet", "onnx", "onnxruntime", "cryptography")
 
 
@@ -62,29 +64,41 @@ def certify(
     out_dir: str | Path,
     workers: int = 1,
     progress: bool = True,
+    stills: int = DEFAULT_STILL_EPISODES,
+    executor: ExecutorOptions | None = None,
 ) -> CertifyResult:
     """Certify the bundle on ``spec`` and write certificate, episode log and report to ``out_dir``.
 
-    Refuses (before running anything) a master seed that does not match the commitment, an
-    ``out_dir`` that exists and is not empty, and anything that is not a fitting bundle. The
-    directory appears complete or not at all.
+    ``stills`` episodes are replayed with the bundle for the report's rollout stills (their
+    first and last frame; 0: none). Refuses (before running anything) a master seed that does
+    not match the commitment, an ``out_dir`` that exists and is not empty, and anything that is
+    not a fitting bundle. The directory appears complete or not at all. The episodes run on
+    ``workers`` local processes, or on Ray when ``executor`` says so: the certificate is the
+    same but for the ``run`` section (times and parallel workers) and the report line that
+    repeats it.
     """
     check_commitment(master_seed_hex, commitment_hex)
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise RobocellError(f"{out_dir}: exists and is not an empty directory; choose a new -o")
     policy = intake_bundle(bundle_dir, spec)
-    subjects = bundle_subjects(bundle_dir, policy.onnx_sha256)
-    job = EpisodeJob(str(bundle_dir), policy.onnx_sha256, spec.env_id, spec.env_kwargs)
+    subjects = subject_digests(bundle_dir)
+    if subjects[ONNX_FILE] != policy.onnx_sha256:
+        raise VerificationError(f"{bundle_dir}: {ONNX_FILE} changed after it was loaded")
+    # An absolute path: Ray workers need not share the working directory.
+    bundle_path = str(Path(bundle_dir).resolve())
+    job = EpisodeJob(bundle_path, policy.onnx_sha256, spec.env_id, spec.env_kwargs)
     started_at, start_s = _utc_now(), time.perf_counter()
-    records = run_episodes(job, master_seed_hex, spec.episodes, workers, progress)
+    options = executor or ExecutorOptions(workers=workers)
+    records = run_episodes(job, master_seed_hex, spec.episodes, workers, progress, options)
     run = {
         "started_at": started_at,
         "finished_at": _utc_now(),
         "episodes_wall_time_s": round(time.perf_counter() - start_s, 3),
-        "workers": workers,
+        "workers": parallelism(options),
     }
     evaluation = evaluate(spec, [record["metrics"] for record in records])
+    still_images = render_stills(policy, spec, records, stills)
     predicate = {
         **_provenance(private_key),
         **_inputs(spec, policy, master_seed_hex),
@@ -92,7 +106,7 @@ def certify(
         "run": run,
     }
     statement = _write_directory(
-        out_dir, spec, evaluation, records, subjects, predicate, private_key
+        out_dir, spec, evaluation, records, subjects, predicate, still_images, private_key
     )
     return CertifyResult(out_dir / CERTIFICATE_NAME, evaluation.verdict, evaluation, statement)
 
@@ -104,6 +118,7 @@ def _write_directory(
     records: list[dict[str, Any]],
     subjects: dict[str, str],
     predicate: dict[str, Any],
+    still_images: dict[str, bytes],
     private_key: Ed25519PrivateKey,
 ) -> dict[str, Any]:
     """Write log, report and signed certificate in a staging directory, then rename it."""
@@ -117,8 +132,9 @@ def _write_directory(
             "log": LOG_NAME,
             "log_sha256": sha256_bytes(log_bytes),
         }
-        run = predicate["run"]
-        predicate["report"] = write_report(staging, spec, evaluation, records, subjects, run)
+        predicate["report"] = write_report(
+            staging, spec, evaluation, records, subjects, predicate, still_images
+        )
         statement = make_statement(subjects, predicate)
         envelope = sign_envelope(statement, private_key, IN_TOTO_PAYLOAD_TYPE)
         atomic_write_bytes(staging / CERTIFICATE_NAME, certificate_bytes(envelope))
@@ -127,18 +143,6 @@ def _write_directory(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return statement
-
-
-def bundle_subjects(bundle_dir: str | Path, onnx_sha256: str) -> dict[str, str]:
-    """sha256 of the bundle's ``policy.onnx`` and ``manifest.json``, by name.
-
-    ``onnx_sha256`` is the digest the loader checked; a different file now means the bundle
-    changed after intake.
-    """
-    digests = {name: sha256_file(Path(bundle_dir) / name) for name in SUBJECT_NAMES}
-    if digests["policy.onnx"] != onnx_sha256:
-        raise VerificationError(f"{bundle_dir}: policy.onnx changed after it was loaded")
-    return digests
 
 
 def make_statement(subjects: dict[str, str], predicate: dict[str, Any]) -> dict[str, Any]:
@@ -165,7 +169,7 @@ def episode_log_bytes(records: list[dict[str, Any]]) -> bytes:
 
 def _inputs(spec: BenchmarkSpec, policy: Any, master_seed_hex: str) -> dict[str, Any]:
     return {
-        "benchmark": {"name": spec.name, "spec_digest": spec_digest(spec), "spec": to_dict(spec)},
+        "benchmark": {"name": spec.name, "spec_digest": spec_digest(spec), "spec": spec_data(spec)},
         "bundle": {"env_id": policy.env_id, "env_kwargs": policy.env_kwargs},
         "seeds": {
             "commitment": commitment(master_seed_hex),

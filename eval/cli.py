@@ -1,10 +1,13 @@
-"""``robocell seeds new``, ``robocell keys new``, ``robocell certify`` and ``robocell verify``."""
+"""``robocell seeds new``, ``keys new``, ``certify``, ``verify`` and ``report``."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from robocell.cli_helpers import count, positive_int
 from robocell.errors import RobocellError
+from robocell.executor import add_executor_arguments, options_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     _register_certify(subparsers)
     _register_verify(subparsers)
+    _register_report(subparsers)
 
 
 def _register_certify(subparsers: argparse._SubParsersAction) -> None:
@@ -39,8 +43,17 @@ def _register_certify(subparsers: argparse._SubParsersAction) -> None:
     certify.add_argument("--commitment", required=True, help="published sha256 of the seed")
     certify.add_argument("--key", required=True, help="certifier's private key (PEM)")
     certify.add_argument("-o", "--output", required=True, help="certificate directory")
-    certify.add_argument("--workers", type=_positive_int, default=1, help="worker processes")
+    certify.add_argument("--workers", type=positive_int, default=1, help="worker processes")
     certify.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    certify.add_argument(
+        "--stills",
+        type=count(0),
+        default=3,
+        metavar="N",
+        help="episodes replayed for report.html's rollout stills (first and last frame; "
+        "0: none; default 3, about 1.5 s each for a weld seam)",
+    )
+    add_executor_arguments(certify)
     certify.set_defaults(func=_certify)
 
 
@@ -52,16 +65,17 @@ def _register_verify(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument(
         "--rerun", action="store_true", help="re-run every episode with --bundle and compare"
     )
-    verify.add_argument("--workers", type=_positive_int, default=1, help="worker processes")
+    verify.add_argument("--workers", type=positive_int, default=1, help="worker processes")
     verify.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     verify.set_defaults(func=_verify)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def _register_report(subparsers: argparse._SubParsersAction) -> None:
+    report = subparsers.add_parser("report", help="rebuild report.html from a verified certificate")
+    report.add_argument("certificate", help="CERT_DIR (or CERT_DIR/certificate.json)")
+    report.add_argument("--pubkey", required=True, help="certifier's public key (PEM)")
+    report.add_argument("-o", "--output", help="HTML file to write (default: CERT_DIR/report.html)")
+    report.set_defaults(func=_report)
 
 
 def _seeds_new(args: argparse.Namespace) -> int:
@@ -101,6 +115,8 @@ def _certify(args: argparse.Namespace) -> int:
         args.output,
         workers=args.workers,
         progress=not args.no_progress,
+        stills=args.stills,
+        executor=options_from_args(args, args.workers),
     )
     print(f"benchmark: {spec.name} ({resolve_spec_path(args.benchmark)})")
     for c in result.evaluation.criteria:
@@ -108,9 +124,20 @@ def _certify(args: argparse.Namespace) -> int:
             f"  {c.name:24s} k={c.k}/{c.n}  CP lower={c.clopper_pearson_lower:.4f}  "
             f"p0={c.p0:g}  {c.verdict}"
         )
+    for b in result.evaluation.bucket_criteria:
+        print(
+            f"  {b.name:24s} k={b.k}/{b.n}  CP lower={b.clopper_pearson_lower:.4f}  "
+            f"p0={b.p0:g}  {b.verdict}"
+        )
     for f in result.evaluation.figures:
         print(f"  {f.name:24s} {f.statistic}={f.value}  CI=[{f.ci_low}, {f.ci_high}]  {f.verdict}")
+    gate = result.evaluation.actions
+    print(
+        f"  {'actions within bounds':24s} {gate.n - gate.episodes_with_invalid_actions}/{gate.n} "
+        f"episodes  {gate.verdict}"
+    )
     print(f"certificate: {result.certificate_path}")
+    print(f"report: {result.certificate_path.parent / 'report.html'}")
     print(f"verdict: {result.verdict}")
     return 0
 
@@ -139,4 +166,31 @@ def _verify(args: argparse.Namespace) -> int:
             return 1
         print(f"rerun: all {verified.spec.episodes} episodes reproduced exactly")
     print(f"certificate valid; verdict: {verified.verdict}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from robocell.eval.report import HTML_NAME, rebuild_html
+    from robocell.eval.verify import verify_certificate
+    from robocell.util import atomic_write_bytes, sha256_bytes
+
+    verified = verify_certificate(args.certificate, args.pubkey)
+    data = rebuild_html(verified).encode()
+    output = Path(args.output) if args.output else verified.path.parent / HTML_NAME
+    if output.is_dir():
+        raise RobocellError(f"-o {output}: is a directory; give an HTML file name")
+    if output.exists() and output.read_bytes() != data:
+        raise RobocellError(
+            f"{output}: exists and differs from the rebuilt report; choose another -o"
+        )
+    atomic_write_bytes(output, data, mode=0o644)
+    signed = verified.predicate["report"].get(HTML_NAME)
+    if signed is None:
+        note = "the certificate signs no report.html"
+    elif signed == sha256_bytes(data):
+        note = "identical to the signed report.html"
+    else:
+        note = "differs from the signed report.html (made by another robocell version)"
+    print(f"certificate valid; verdict: {verified.verdict}")
+    print(f"report: {output} ({note})")
     return 0

@@ -1,7 +1,15 @@
-"""The decision of a certificate: criteria counts and bounds, continuous figures, verdict.
+"""The decision of a certificate: criteria counts and bounds, continuous figures, the action
+gate, verdict.
+
+Bucket criteria (a criterion required of one condition bucket's episodes alone) are tested
+like the spec's own criteria, at the same α/m; the robustness table comes along
+(:mod:`robocell.eval.robustness`).
 
 :func:`evaluate` is a pure function of the spec and the per-episode metrics, so the certifier
-and the verifier compute the same numbers from the same episode log.
+and the verifier compute the same numbers from the same episode log. Besides the spec's
+criteria, every certificate has the action gate (:class:`ActionGate`): a controller multiplies
+the bundle's raw output by its scale, so one output outside the bundle's bounds on any
+certified step fails the certificate, whatever the cell did with it (it clips).
 """
 
 from __future__ import annotations
@@ -13,12 +21,17 @@ from typing import Any
 
 import numpy as np
 
+from robocell.eval.conditions import bucket_criteria
+from robocell.eval.robustness import ConditionResult, bucket_episodes, robustness_table
+from robocell.eval.runner import INVALID_ACTIONS
 from robocell.eval.spec import BenchmarkSpec, Criterion, Figure
-from robocell.eval.stats import bootstrap_ci, clopper_pearson_lower, iqm, wilson_lower
+from robocell.eval.stats import binomial_bounds, bootstrap_ci, iqm
 
 PASS, FAIL, INFO = "PASS", "FAIL", "INFO"
 PASSED, FAILED = "PASSED", "FAILED"
 Metrics = dict[str, float | None]
+#: Per-episode metric the runner records: steps whose action was non-finite, of the wrong
+#: shape or outside the bundle's bounds.
 
 
 @dataclass
@@ -36,6 +49,14 @@ class CriterionResult:
     clopper_pearson_lower: float
     wilson_lower: float
     verdict: str
+
+
+@dataclass
+class BucketCriterionResult(CriterionResult):
+    """A criterion tested on one condition bucket's episodes: n and k count those alone."""
+
+    condition: str
+    bucket: str
 
 
 @dataclass
@@ -66,11 +87,28 @@ class FigureResult:
 
 
 @dataclass
+class ActionGate:
+    """Every certified step's action within the bundle's bounds, in every episode.
+
+    An episode whose log lacks the count counts as one with invalid actions.
+    """
+
+    metric: str
+    n: int
+    episodes_with_invalid_actions: int
+    invalid_steps: int
+    verdict: str
+
+
+@dataclass
 class Evaluation:
     """All results and the overall verdict (``PASSED``/``FAILED``)."""
 
     criteria: list[CriterionResult]
     figures: list[FigureResult]
+    bucket_criteria: list[BucketCriterionResult]
+    robustness: list[ConditionResult]
+    actions: ActionGate
     verdict: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,30 +120,74 @@ def evaluate(spec: BenchmarkSpec, episodes: Sequence[Metrics]) -> Evaluation:
     """Apply the spec's decision rule to the metrics of all its episodes."""
     if len(episodes) != spec.episodes:
         raise ValueError(f"the spec needs {spec.episodes} episodes, got {len(episodes)}")
-    criteria = [_criterion(spec, c, episodes) for c in spec.criteria]
+    criteria = [CriterionResult(**_test(spec, c, c.p0, episodes)) for c in spec.criteria]
     figures = [_figure(spec, f, episodes) for f in spec.figures]
-    passed = all(c.verdict == PASS for c in criteria) and all(f.verdict != FAIL for f in figures)
-    return Evaluation(criteria, figures, PASSED if passed else FAILED)
+    in_buckets = _bucket_criteria(spec, episodes)
+    actions = action_gate(episodes)
+    passed = (
+        all(c.verdict == PASS for c in [*criteria, *in_buckets])
+        and all(f.verdict != FAIL for f in figures)
+        and actions.verdict == PASS
+    )
+    return Evaluation(
+        criteria,
+        figures,
+        in_buckets,
+        robustness_table(spec, episodes),
+        actions,
+        PASSED if passed else FAILED,
+    )
 
 
-def _criterion(spec: BenchmarkSpec, criterion: Criterion, episodes: Sequence[Metrics]) -> Any:
+def action_gate(episodes: Sequence[Metrics]) -> ActionGate:
+    """PASS when no episode has a step with an invalid action (a missing count is invalid)."""
+    counts = [m.get(INVALID_ACTIONS) for m in episodes]
+    bad = [c for c in counts if c is None or not math.isfinite(c) or c != 0]
+    steps = sum(int(c) for c in bad if c is not None and math.isfinite(c))
+    return ActionGate(
+        metric=INVALID_ACTIONS,
+        n=len(episodes),
+        episodes_with_invalid_actions=len(bad),
+        invalid_steps=steps,
+        verdict=FAIL if bad else PASS,
+    )
+
+
+def _test(
+    spec: BenchmarkSpec, criterion: Criterion, p0: float, episodes: Sequence[Metrics]
+) -> dict[str, Any]:
+    """k of n episodes satisfying the criterion's event, its bounds at α/m and the verdict."""
     n = len(episodes)
     k = sum(criterion.holds(m.get(criterion.metric)) for m in episodes)
     alpha = spec.alpha_per_criterion
-    bound = clopper_pearson_lower(k, n, alpha)
-    return CriterionResult(
-        name=criterion.name,
-        metric=criterion.metric,
-        op=criterion.op,
-        value=criterion.value,
-        p0=criterion.p0,
-        n=n,
-        k=k,
-        alpha=alpha,
-        clopper_pearson_lower=bound,
-        wilson_lower=wilson_lower(k, n, alpha),
-        verdict=PASS if bound >= criterion.p0 else FAIL,
-    )
+    bound, wilson = binomial_bounds(k, n, alpha)
+    return {
+        "name": criterion.name,
+        "metric": criterion.metric,
+        "op": criterion.op,
+        "value": criterion.value,
+        "p0": p0,
+        "n": n,
+        "k": k,
+        "alpha": alpha,
+        "clopper_pearson_lower": bound,
+        "wilson_lower": wilson,
+        "verdict": PASS if bound >= p0 else FAIL,
+    }
+
+
+def _bucket_criteria(
+    spec: BenchmarkSpec, episodes: Sequence[Metrics]
+) -> list[BucketCriterionResult]:
+    """Each bucket criterion, tested on its bucket's episodes (an empty bucket fails)."""
+    criteria = {c.name: c for c in spec.criteria}
+    results = []
+    for condition, bucket, required in bucket_criteria(spec.conditions):
+        members = bucket_episodes(condition, bucket, episodes)
+        test = _test(spec, criteria[required.criterion], required.p0, members)
+        test["name"] = f"{required.criterion}[{condition.name}={bucket.name}]"
+        results.append(BucketCriterionResult(**test, condition=condition.name, bucket=bucket.name))
+    return results
 
 
 def _figure(spec: BenchmarkSpec, figure: Figure, episodes: Sequence[Metrics]) -> FigureResult:

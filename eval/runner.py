@@ -1,33 +1,35 @@
 """Bundle intake and the certification episode runner (a pool of worker processes).
 
-Intake accepts only an exported bundle directory and loads it with
-:func:`robocell.agents.export.load_bundle` (onnxruntime; manifest digest, default ONNX domain,
-no external data, size cap). Pickles, SB3 zips and torch files are refused by name before
-anything reads them. Episodes run in ``spawn``-ed worker processes, each holding one env and
-one onnxruntime session; every episode of the spec runs and counts, in index order.
+Intake accepts only an exported bundle directory and loads it through the bundle's one gate,
+:func:`robocell.agents.bundle.load_bundle` (pickles, SB3 zips and torch files refused by name
+before anything reads them; manifest digest, default ONNX domain, no external data, size
+cap) and must take the cell's observations and act in exactly the cell's action space (its
+bounds too: a controller scales the raw output, so wider bounds would command more than the
+cell allows). Episodes run in ``spawn``-ed worker processes, each holding one env and one
+onnxruntime session; every episode of the spec runs and counts, in index order, and records
+how many of its steps had an action outside the bundle's bounds (``invalid_actions``).
 """
 
 from __future__ import annotations
 
 import math
-import multiprocessing
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from robocell.agents.bundle_intake import REFUSED_SUFFIXES as BUNDLE_REFUSED_SUFFIXES
 from robocell.errors import RobocellError, VerificationError
 from robocell.eval.seeds import episode_seed
-from robocell.eval.spec import BenchmarkSpec
+from robocell.executor import ExecutorOptions, run_jobs
 from robocell.util import canonical_json
 
-# Files a supplier might send instead of a bundle. They can run code when loaded (pickle,
-# torch.load, SB3's zip of pickles, numpy with allow_pickle), so they are refused by name,
-# unopened: the loader's list plus numpy archives.
-REFUSED_SUFFIXES = BUNDLE_REFUSED_SUFFIXES | {".npy", ".npz"}
+if TYPE_CHECKING:  # a spawned worker imports this module: keep scipy.stats (spec) out of it
+    from robocell.eval.spec import BenchmarkSpec
+
+# The episode log's count of steps whose action left the bundle's bounds (the action gate).
+INVALID_ACTIONS = "invalid_actions"
 
 
 @dataclass(frozen=True)
@@ -40,35 +42,51 @@ class EpisodeJob:
     env_kwargs: dict[str, Any]
 
 
-def refuse_non_bundle(path: str | Path) -> Path:
-    """Raise unless ``path`` names a directory that may hold a bundle; nothing is opened."""
-    path = Path(path)
-    if path.suffix.lower() in REFUSED_SUFFIXES:
-        raise VerificationError(
-            f"{path}: a {path.suffix} file is not a bundle and is never opened (it could run "
-            "code when loaded); certify an exported bundle directory (policy.onnx + "
-            "manifest.json, see `robocell export`)"
-        )
-    if not path.exists():
-        raise RobocellError(f"{path}: no such bundle directory")
-    if not path.is_dir():
-        raise VerificationError(
-            f"{path}: not a bundle directory (expected policy.onnx + manifest.json)"
-        )
-    return path
-
-
 def intake_bundle(path: str | Path, spec: BenchmarkSpec) -> Any:
-    """Load a bundle for certification against ``spec``; raises VerificationError if unfit."""
-    from robocell.agents.export import load_bundle
+    """Load a bundle for certification against ``spec``; raises VerificationError if unfit.
 
-    policy = load_bundle(refuse_non_bundle(path))
+    Besides every intake check: the bundle's cell is the spec's, and its observation inputs,
+    action shape and action bounds are exactly those of the spec's cell.
+    """
+    from robocell.agents.bundle import load_bundle
+    from robocell.envs.make import make_cell
+
+    policy = load_bundle(path)
     if policy.env_id != spec.env_id:
         raise VerificationError(
             f"{path}: bundle is for {policy.env_id!r} but the benchmark {spec.name!r} is for "
             f"{spec.env_id!r}"
         )
+    env = make_cell(spec.env_id, spec.env_kwargs)
+    try:
+        policy.check_observation_space(env.observation_space)
+        policy.check_action_space(env.action_space)
+    finally:
+        env.close()
     return policy
+
+
+class CountInvalidActions:
+    """A policy wrapper that counts the steps whose action leaves the bundle's bounds.
+
+    The action goes to the cell unchanged (it clips, or ends the episode with a fault for a
+    non-finite one); the count goes into the episode's log, where the action gate reads it.
+    """
+
+    def __init__(self, policy: Any) -> None:
+        self.policy = policy
+        self.invalid_steps = 0
+
+    def reset(self) -> None:
+        """A new episode."""
+        self.invalid_steps = 0
+
+    def __call__(self, obs: Any) -> Any:
+        """The policy's action; counted when it is out of bounds."""
+        action = self.policy.act(obs)
+        if not self.policy.action_in_bounds(action):
+            self.invalid_steps += 1
+        return action
 
 
 def run_episodes(
@@ -77,47 +95,24 @@ def run_episodes(
     episodes: int,
     workers: int = 1,
     progress: bool = True,
+    executor: ExecutorOptions | None = None,
 ) -> list[dict[str, Any]]:
     """Run episodes 0 … n−1 with seeds derived from the master seed; records in index order.
 
     Each record is ``{"index", "seed", "metrics"}``; a metric that is not a finite number is
-    stored as ``None``. Any episode that raises aborts the whole run: none may be dropped.
+    stored as ``None``. Any episode that raises aborts the whole run: none may be dropped. The
+    episodes go through the executor seam (:mod:`robocell.executor`): ``workers`` local
+    processes, or Ray tasks when ``executor`` says so; the records are the same either way.
     """
     seeds = [episode_seed(master_seed_hex, i) for i in range(episodes)]
+    options = executor or ExecutorOptions(workers=workers)
+    jobs = [(job, index, seed) for index, seed in enumerate(seeds)]
     bar = tqdm(total=episodes, desc="episodes", unit="ep", disable=not progress, leave=False)
     try:
-        if workers <= 1:
-            records = []
-            for index, seed in enumerate(seeds):
-                records.append(run_one_episode(job, index, seed))
-                bar.update()
-        else:
-            records = _run_in_pool(job, seeds, workers, bar)
+        records = run_jobs(run_one_episode, jobs, options, on_done=lambda *_: bar.update())
     finally:
         bar.close()
     return sorted(records, key=lambda record: record["index"])
-
-
-def _run_in_pool(
-    job: EpisodeJob, seeds: list[int], workers: int, bar: tqdm
-) -> list[dict[str, Any]]:
-    # spawn, not fork: the parent holds an onnxruntime session whose threads fork cannot copy.
-    context = multiprocessing.get_context("spawn")
-    records = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures: dict[Future, int] = {
-            pool.submit(run_one_episode, job, index, seed): index
-            for index, seed in enumerate(seeds)
-        }
-        try:
-            for future in as_completed(futures):
-                records.append(future.result())
-                bar.update()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-    return records
 
 
 # One (policy, env) per process, reused across its episodes; keyed by the job it was built for.
@@ -126,14 +121,27 @@ _WORKER_STATE: dict[str, tuple[Any, Any]] = {}
 
 def run_one_episode(job: EpisodeJob, index: int, seed: int) -> dict[str, Any]:
     """Run one certification episode (in whichever process calls it)."""
-    from robocell.envs.rollout import run_episode
-
     policy, env = _worker_policy_and_env(job)
     try:
-        metrics = run_episode(env, policy.act, seed)
+        metrics = play_episode(env, policy, seed)
     except Exception as exc:
         raise RobocellError(f"episode {index} (seed {seed}) failed: {exc}") from exc
-    return {"index": index, "seed": seed, "metrics": clean_metrics(metrics)}
+    return {"index": index, "seed": seed, "metrics": metrics}
+
+
+def play_episode(
+    env: Any, policy: Any, seed: int, wrap: Callable[[Any], Any] = lambda act: act
+) -> dict[str, float | None]:
+    """One episode as certification logs it: its metrics plus the bundle's invalid actions.
+
+    ``wrap`` may wrap the counted policy (e.g. to film the episode) without changing a number.
+    """
+    from robocell.envs.rollout import run_episode
+
+    checked = CountInvalidActions(policy)
+    metrics = run_episode(env, wrap(checked), seed)
+    metrics[INVALID_ACTIONS] = float(checked.invalid_steps)
+    return clean_metrics(metrics)
 
 
 def clean_metrics(metrics: dict[str, Any]) -> dict[str, float | None]:
@@ -148,9 +156,8 @@ def clean_metrics(metrics: dict[str, Any]) -> dict[str, float | None]:
 def _worker_policy_and_env(job: EpisodeJob) -> tuple[Any, Any]:
     key = canonical_json(asdict(job)).decode()
     if key not in _WORKER_STATE:
-        import gymnasium as gym
-
-        from robocell.agents.export import load_bundle
+        from robocell.agents.bundle import load_bundle
+        from robocell.envs.make import make_cell
 
         policy = load_bundle(job.bundle_dir)
         if policy.onnx_sha256 != job.onnx_sha256:
@@ -161,5 +168,5 @@ def _worker_policy_and_env(job: EpisodeJob) -> tuple[Any, Any]:
         for _, old_env in _WORKER_STATE.values():
             old_env.close()
         _WORKER_STATE.clear()
-        _WORKER_STATE[key] = (policy, gym.make(job.env_id, **job.env_kwargs))
+        _WORKER_STATE[key] = (policy, make_cell(job.env_id, job.env_kwargs))
     return _WORKER_STATE[key]

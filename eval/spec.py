@@ -2,7 +2,8 @@
 
 A spec (YAML under ``configs/benchmarks/``) fixes the cell and its kwargs, the number of
 episodes n, the level α, the pass/fail criteria (per-episode events with a required probability
-p0) and the continuous figures (a statistic of a per-episode figure, with an optional limit).
+p0), the continuous figures (a statistic of a per-episode figure, with an optional limit) and
+the operating conditions whose buckets make the robustness table (:mod:`robocell.eval.conditions`).
 It is parsed with :func:`robocell.schema.parse`, so unknown keys, missing keys and bad values
 are refused with the field named. Its digest (:func:`spec_digest`) is what contracts cite.
 """
@@ -13,14 +14,19 @@ import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from robocell.errors import RobocellError
+from robocell.eval.conditions import (
+    Condition,
+    bucket_criteria,
+    check_conditions,
+    check_unique_names,
+)
 from robocell.eval.stats import episodes_needed
 from robocell.schema import SchemaError, parse, to_dict
-from robocell.util import canonical_json, load_yaml, sha256_bytes
+from robocell.util import canonical_json, load_yaml, resolve_packaged, sha256_bytes
 
 Comparison = Literal["<=", "<", ">=", ">", "=="]
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
@@ -119,12 +125,16 @@ class BenchmarkSpec:
         env_id: the cell, e.g. ``robocell/WeldSeam-v0``.
         env_kwargs: keyword arguments of ``gymnasium.make`` for every episode.
         episodes: n, the number of episodes; every one counts, none is dropped.
-        alpha: the family-wise error level α; each of the m criteria is tested at α/m.
+        alpha: the family-wise error level α; each of the m criteria (the spec's criteria
+            plus the criteria of its condition buckets) is tested at α/m.
         criteria: the pass/fail criteria (at least one).
         figures: continuous figures with bootstrap CIs.
         bootstrap: bootstrap seed, resamples and confidence.
-        decision_rule: ``all-criteria`` — PASSED iff every criterion's Clopper–Pearson lower
-            bound at α/m is ≥ its p0 and every limited figure's CI is within its limit.
+        conditions: operating conditions with buckets: success and energy per bucket are
+            recorded, and a bucket's criteria are tested on its episodes alone.
+        decision_rule: ``all-criteria`` — PASSED iff every criterion's (and every bucket
+            criterion's) Clopper–Pearson lower bound at α/m is ≥ its p0 and every limited
+            figure's CI is within its limit.
         description: free text for the report.
     """
 
@@ -136,13 +146,19 @@ class BenchmarkSpec:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     figures: list[Figure] = field(default_factory=list)
     bootstrap: Bootstrap = field(default_factory=Bootstrap)
+    conditions: list[Condition] = field(default_factory=list)
     decision_rule: Literal["all-criteria"] = "all-criteria"
     description: str = ""
 
     @property
+    def tests(self) -> int:
+        """m: the number of pass/fail tests, the spec's criteria plus its bucket criteria."""
+        return len(self.criteria) + len(bucket_criteria(self.conditions))
+
+    @property
     def alpha_per_criterion(self) -> float:
-        """α/m: the Bonferroni-corrected level of each criterion."""
-        return self.alpha / len(self.criteria)
+        """α/m: the Bonferroni-corrected level of each criterion and bucket criterion."""
+        return self.alpha / self.tests
 
     def validate(self) -> None:
         """Range checks, unique names, and that n episodes can reach every p0 at all."""
@@ -152,18 +168,25 @@ class BenchmarkSpec:
             raise SchemaError("episodes", f"must be >= 1, got {self.episodes}")
         if not self.criteria:
             raise SchemaError("criteria", "at least one pass/fail criterion is needed")
-        names = [c.name for c in self.criteria] + [f.name for f in self.figures]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise SchemaError("criteria", f"duplicate name {duplicates[0]!r}")
-        for criterion in self.criteria:
-            needed = episodes_needed(criterion.p0, self.alpha_per_criterion)
-            if self.episodes < needed:
-                raise SchemaError(
-                    "episodes",
-                    f"{self.episodes} episodes can never pass criterion {criterion.name!r} "
-                    f"(p0={criterion.p0} at α/m={self.alpha_per_criterion:.4g} needs >= {needed})",
-                )
+        check_unique_names("criteria", [c.name for c in [*self.criteria, *self.figures]])
+        check_conditions(self.conditions, [c.name for c in self.criteria])
+        required = [(c.name, c.p0) for c in self.criteria]
+        required += [
+            (f"{b.criterion} in {c.name}={bucket.name}", b.p0)
+            for c, bucket, b in bucket_criteria(self.conditions)
+        ]
+        for name, p0 in required:
+            self._check_reachable(name, p0)
+
+    def _check_reachable(self, name: str, p0: float) -> None:
+        # For a bucket criterion this is necessary only: its bucket holds some of the episodes.
+        needed = episodes_needed(p0, self.alpha_per_criterion)
+        if self.episodes < needed:
+            raise SchemaError(
+                "episodes",
+                f"{self.episodes} episodes can never pass criterion {name!r} "
+                f"(p0={p0} at α/m={self.alpha_per_criterion:.4g} needs >= {needed})",
+            )
 
 
 def parse_spec(data: dict[str, Any], where: str = "") -> BenchmarkSpec:
@@ -182,13 +205,20 @@ def load_spec(path: str | Path) -> BenchmarkSpec:
 
 def resolve_spec_path(path: str | Path) -> Path:
     """``path`` if it exists, else the packaged ``configs/benchmarks/<path>.yaml``."""
-    candidate = Path(path)
-    if candidate.exists() or candidate.suffix:
-        return candidate
-    packaged = resources.files("robocell.configs") / "benchmarks" / f"{candidate.name}.yaml"
-    return Path(str(packaged)) if packaged.is_file() else candidate
+    return resolve_packaged(path, "benchmarks")
+
+
+def spec_data(spec: BenchmarkSpec) -> dict[str, Any]:
+    """The spec as plain data, defaults filled in; a spec without conditions leaves the key out.
+
+    Specs written before conditions existed therefore keep their data and digest.
+    """
+    data = to_dict(spec)
+    if not data["conditions"]:
+        del data["conditions"]
+    return data
 
 
 def spec_digest(spec: BenchmarkSpec) -> str:
-    """sha256 hex of the canonical JSON of the spec's plain data."""
-    return sha256_bytes(canonical_json(to_dict(spec)))
+    """sha256 hex of the canonical JSON of the spec's plain data (:func:`spec_data`)."""
+    return sha256_bytes(canonical_json(spec_data(spec)))

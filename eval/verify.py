@@ -5,7 +5,8 @@ failure: the file is the canonical serialisation of a DSSE envelope; the payload
 Ed25519 signature over the PAE with the given key; the in-toto Statement type, subjects and
 predicate type; the benchmark spec against its digest; the master seed against its
 commitment; the per-episode log against its digest, its episode count and every derived seed;
-every criterion, figure and the verdict recomputed from the log; the report files against their
+every criterion, bucket criterion, figure, the robustness table and the verdict recomputed from
+the log; the report files (``report.md``, ``report.html``, plots, stills) against their
 digests; and, given a bundle, its files against the subject digests.
 """
 
@@ -19,26 +20,30 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from robocell.agents.bundle import SUBJECT_NAMES, check_subject_digests
 from robocell.errors import RobocellError, VerificationError
 from robocell.eval.certify import (
     CERTIFICATE_NAME,
     LOG_NAME,
     PREDICATE_TYPE,
     STATEMENT_TYPE,
-    SUBJECT_NAMES,
     certificate_bytes,
     episode_log_bytes,
 )
 from robocell.eval.decision import evaluate
 from robocell.eval.dsse import IN_TOTO_PAYLOAD_TYPE, open_envelope
 from robocell.eval.keys import load_public_key
-from robocell.eval.runner import EpisodeJob, intake_bundle, refuse_non_bundle, run_episodes
+from robocell.eval.runner import EpisodeJob, intake_bundle, run_episodes
 from robocell.eval.seeds import DERIVATION_RULE, commitment, episode_seed
 from robocell.eval.spec import BenchmarkSpec, parse_spec, spec_digest
 from robocell.util import sha256_bytes, sha256_file
 
 # Recomputed statistics may differ from the signed ones in the last bits on another platform.
 RELATIVE_TOLERANCE = 1e-9
+# Results that certificates issued before operating conditions existed do not carry: absent,
+# they must recompute to an empty list (a spec without conditions).
+RESULTS = ("criteria", "figures", "actions", "verdict")
+RESULTS_SINCE_CONDITIONS = ("bucket_criteria", "robustness")
 
 
 @dataclass
@@ -82,7 +87,7 @@ def verify_certificate(
     _check_decision(predicate, spec, episodes)
     _check_report(cert_path.parent, predicate)
     if bundle_dir is not None:
-        check_bundle(bundle_dir, subjects)
+        check_subject_digests(bundle_dir, subjects)
     return VerifiedCertificate(
         path=cert_path,
         statement=statement,
@@ -97,25 +102,11 @@ def verify_certificate(
     )
 
 
-def check_bundle(bundle_dir: str | Path, subjects: dict[str, str]) -> None:
-    """Raise unless the bundle's files hash to the certificate's subject digests."""
-    bundle_dir = refuse_non_bundle(bundle_dir)
-    for name, expected in subjects.items():
-        path = bundle_dir / name
-        if not path.is_file():
-            raise VerificationError(f"bundle {bundle_dir} has no {name}")
-        actual = sha256_file(path)
-        if actual != expected:
-            raise VerificationError(
-                f"bundle {name} sha256 {actual} differs from the certified {expected}"
-            )
-
-
 def rerun_differences(
     verified: VerifiedCertificate, bundle_dir: str | Path, workers: int = 1, progress: bool = True
 ) -> list[str]:
     """Re-run every certified episode with the bundle; one line per episode that differs."""
-    check_bundle(bundle_dir, verified.subject_digests)
+    check_subject_digests(bundle_dir, verified.subject_digests)
     spec = verified.spec
     policy = intake_bundle(bundle_dir, spec)
     job = EpisodeJob(str(bundle_dir), policy.onnx_sha256, spec.env_id, spec.env_kwargs)
@@ -242,8 +233,10 @@ def _check_log(cert_dir: Path, predicate: dict[str, Any], spec: BenchmarkSpec) -
 
 def _check_decision(predicate: dict[str, Any], spec: BenchmarkSpec, episodes: list[Any]) -> None:
     recomputed = evaluate(spec, [record["metrics"] for record in episodes]).to_dict()
-    for key in ("criteria", "figures", "verdict"):
-        if not _same(recomputed[key], _field(predicate, key)):
+    signed = {key: _field(predicate, key) for key in RESULTS}
+    signed |= {key: predicate.get(key, []) for key in RESULTS_SINCE_CONDITIONS}
+    for key, value in signed.items():
+        if not _same(recomputed[key], value):
             raise VerificationError(f"predicate {key} differ from those recomputed from the log")
 
 

@@ -19,10 +19,11 @@ from robocell.errors import RobocellError
 COMMAND_MODULES = (
     "robocell.envs.cli",
     "robocell.eval.cli",
-    "robocell.eval.release_cli",
+    "robocell.eval.release.cli",
     "robocell.train.cli",
     "robocell.agents.cli",
-    "robocell.train.improve_cli",
+    "robocell.train.improve.cli",
+    "robocell.train.sweep.cli",
 )
 
 

@@ -43,4 +43,4 @@ commitment=$("$ROBOCELL" seeds new -o "$OUT/master.seed" | sed -n 's/^commitment
 
 step "done"
 echo "TensorBoard logs: $OUT/run/tb   (robocell tb $OUT/run)"
-echo "bundle: $OUT/bundle   certificate: $OUT/cert/certificate.json   report: $OUT/cert/report.md"
+echo "bundle: $OUT/bundle   certificate: $OUT/cert/certificate.json   report: $OUT/cert/report.html"

@@ -3,7 +3,7 @@
     python scripts/vision_robustness.py BUNDLE [BUNDLE ...] [--episodes 50] [--seed 2000000]
 
 Every setting changes the look of the episodes (``colour_jitter``, ``light_tilt_deg``,
-``light_level_jitter``: see ``robocell.envs.vision_scene.Appearance``) on top of each
+``light_level_jitter``: see ``robocell.envs.vision.scene.Appearance``) on top of each
 bundle's own ``env_kwargs``; the same seeds are played by every bundle (onnxruntime, as
 deployed) and by the scripted sorter. Prints a Markdown table and one JSON line.
 """
@@ -16,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from robocell.agents.cell_info import make_cell
-from robocell.agents.export import load_bundle
+from robocell.agents.bundle import load_bundle
+from robocell.envs.make import make_cell, make_controller
 from robocell.envs.rollout import episode_seeds, run_episode, summarize
-from robocell.envs.vision_baseline import ScriptedSorter
 
 # name -> env kwargs on top of the defaults (tilt 35°, level jitter 0.2, colour jitter 0.05)
 SETTINGS: dict[str, dict[str, float]] = {
@@ -41,7 +40,7 @@ def play(env_id: str, kwargs: dict[str, Any], policy: Any, seeds: list[int]) -> 
     """Success rate and mean sort accuracy of ``policy`` (None: the scripted sorter)."""
     env = make_cell(env_id, kwargs)
     try:
-        actor = ScriptedSorter(env.unwrapped) if policy is None else policy
+        actor = make_controller(env_id, env.unwrapped) if policy is None else policy
         summary = summarize([run_episode(env, actor, seed) for seed in seeds])
     finally:
         env.close()

@@ -20,8 +20,8 @@ import numpy as np
 from gymnasium import spaces
 
 import robocell  # noqa: F401  (registers the cells)
-from robocell.agents.export_torch import ExportSource
-from robocell.train.normalizer import NormalizerStats, RunningStats
+from robocell.agents.export import ExportSource
+from robocell.normalizer import NormalizerStats, RunningStats
 
 TOY_ID = "robocell-test/ToySort-v0"
 WELD_ID = "robocell/WeldSeam-v0"
@@ -163,7 +163,7 @@ def distil_scripted_welder(episodes: int = 8, epochs: int = 250) -> ExportSource
     import torch
     from stable_baselines3 import PPO
 
-    from robocell.envs.weld import ScriptedWelder
+    from robocell.envs.weld.controller import ScriptedWelder
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -18,10 +18,10 @@ from exporttools import TOY_ID, train_tiny
 from gymnasium import spaces
 from onnx import TensorProto, helper
 
-from robocell.agents.bundle_intake import MAX_ONNX_BYTES
-from robocell.agents.bundle_manifest import metadata_props
-from robocell.agents.export import load_bundle
-from robocell.agents.export_torch import export_model
+from robocell.agents.bundle import load_bundle
+from robocell.agents.bundle.intake import MAX_ONNX_BYTES
+from robocell.agents.bundle.manifest import metadata_props
+from robocell.agents.export import export_model
 from robocell.errors import RobocellError, VerificationError
 from robocell.util import sha256_bytes
 

@@ -15,19 +15,24 @@ import onnx
 import pytest
 import yaml
 from certtools import (
+    VISION_ID,
     WELD_ID,
+    scaled_weld_graph,
     small_weld_spec,
+    write_nan_vision_bundle,
     write_random_weld_bundle,
     write_scripted_weld_bundle,
+    write_weld_bundle,
 )
 
-from robocell.agents.export import load_bundle
+from robocell.agents.bundle import load_bundle
+from robocell.agents.scripted import scripted_weld_graph
 from robocell.cli import main
 from robocell.envs import ENV_IDS
-from robocell.envs.weld import ScriptedWelder
+from robocell.envs.weld.controller import ScriptedWelder
 from robocell.errors import RobocellError, VerificationError
 from robocell.eval import seeds
-from robocell.eval.certify import certify
+from robocell.eval.certify import CertifyResult, certify
 from robocell.eval.keys import (
     generate_keypair,
     load_private_key,
@@ -54,6 +59,22 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return generate_keypair(tmp_path_factory.mktemp("keys"))
+
+
+def _certify(
+    bundle: Path, spec: dict, keys: tuple[Path, Path], out: Path, workers: int = 1
+) -> CertifyResult:
+    """Certify with the fixed master seed and the module's key."""
+    return certify(
+        bundle,
+        parse_spec(spec),
+        FIXED_SEED,
+        seeds.commitment(FIXED_SEED),
+        load_private_key(keys[0]),
+        out,
+        workers=workers,
+        progress=False,
+    )
 
 
 def _write_spec(path: Path, data: dict) -> Path:
@@ -143,7 +164,7 @@ def test_every_cell_has_a_benchmark_whose_metrics_it_reports(env_id: str) -> Non
     env.close()
     reported = set(info["episode_metrics"])
     needed = {c.metric for c in spec.criteria if c.if_missing is None}
-    needed |= {f.metric for f in spec.figures}
+    needed |= {f.metric for f in spec.figures} | {c.metric for c in spec.conditions}
     assert needed <= reported, sorted(needed - reported)
 
 
@@ -229,6 +250,7 @@ def test_scripted_bundle_passes_via_the_cli(
         json.loads(line) for line in (tmp_path / "cert" / "episodes.jsonl").read_text().splitlines()
     ]
     assert [r["seed"] for r in log] == [seeds.episode_seed(FIXED_SEED, i) for i in range(12)]
+    assert all(r["metrics"]["invalid_actions"] == 0 for r in log)
     success = next(c for c in verified.predicate["criteria"] if c["name"] == "success")
     assert success["n"] == 12 and success["k"] == sum(r["metrics"]["success"] for r in log)
     assert (tmp_path / "cert" / "report.md").read_text().count("PASS") >= 2
@@ -236,22 +258,31 @@ def test_scripted_bundle_passes_via_the_cli(
 
 
 def test_random_bundle_fails(bundles: dict, keys: tuple[Path, Path], tmp_path: Path) -> None:
-    spec = parse_spec(small_weld_spec(12))
-    result = certify(
-        bundles["random"],
-        spec,
-        FIXED_SEED,
-        seeds.commitment(FIXED_SEED),
-        load_private_key(keys[0]),
-        tmp_path / "cert",
-        progress=False,
-    )
+    result = _certify(bundles["random"], small_weld_spec(12), keys, tmp_path / "cert")
     assert result.verdict == "FAILED"
     success = next(c for c in result.evaluation.criteria if c.name == "success")
     assert success.k == 0 and success.verdict == "FAIL"
     assert verify_certificate(result.certificate_path, keys[1]).verdict == "FAILED"
     log = (tmp_path / "cert" / "episodes.jsonl").read_text().splitlines()
     assert len(log) == 12  # every episode ran and counts, failed or not
+
+
+def test_the_certificate_does_not_depend_on_the_worker_count(
+    bundles: dict, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # Two workers run the episodes in another order and each of their envs sees other
+    # episodes before; only the run's timing and worker count may differ.
+    contents = []
+    for workers in (1, 2):
+        out = tmp_path / f"cert_{workers}"
+        result = _certify(bundles["scripted"], small_weld_spec(6), keys, out, workers)
+        statement = json.loads(json.dumps(result.statement))
+        predicate = statement["predicate"]
+        assert predicate.pop("run")["workers"] == workers
+        for page in ("report.md", "report.html"):  # both pages show the run: timing, workers
+            predicate["report"].pop(page)
+        contents.append((statement, (out / "episodes.jsonl").read_bytes()))
+    assert contents[0] == contents[1]
 
 
 def test_certify_refuses_a_used_output_directory(
@@ -413,7 +444,7 @@ def test_unsafe_onnx_bundles_are_refused(tmp_path: Path, edit, message: str | No
 
 
 def test_oversized_onnx_is_refused(bundles: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    import robocell.agents.export as export
+    import robocell.agents.bundle.policy as export
 
     monkeypatch.setattr(export.load_bundle, "__defaults__", (256,))
     with pytest.raises(VerificationError, match="over the cap"):
@@ -424,3 +455,52 @@ def test_bundle_for_another_cell_is_refused(bundles: dict) -> None:
     spec = parse_spec(small_weld_spec(12, env_id="robocell/PegInsert-v0"))
     with pytest.raises(VerificationError, match="bundle is for 'robocell/WeldSeam-v0'"):
         intake_bundle(bundles["scripted"], spec)
+
+
+# ---------------------------------------------------------------- action bounds, bad actions
+def _widen_bounds(manifest: dict) -> None:
+    for field in manifest["action"]["fields"]:
+        field["low"], field["high"] = -1e6, 1e6
+
+
+def test_manifest_claiming_wider_bounds_than_the_cell_is_refused(tmp_path: Path) -> None:
+    bundle = write_weld_bundle(tmp_path / "wide", scripted_weld_graph(), _widen_bounds)
+    with pytest.raises(VerificationError, match=r"acts in box \[4\] within \[-1000000.0"):
+        intake_bundle(bundle, parse_spec(small_weld_spec(6)))
+
+
+def test_outputs_beyond_the_bounds_fail_the_certificate(
+    keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The arc command × 1e6: the cell clips it and welds like the scripted welder, but a
+    controller that scales the raw output would command a million times the arc."""
+    bundle = write_weld_bundle(tmp_path / "loud", scaled_weld_graph([1.0, 1.0, 1.0, 1e6]))
+    spec = parse_spec(small_weld_spec(6))
+    commitment = seeds.commitment(FIXED_SEED)
+    key = load_private_key(keys[0])
+    result = certify(bundle, spec, FIXED_SEED, commitment, key, tmp_path / "cert", progress=False)
+    assert all(c.verdict == "PASS" for c in result.evaluation.criteria)  # welds like the reference
+    assert result.evaluation.actions.verdict == "FAIL"
+    assert result.evaluation.actions.episodes_with_invalid_actions == 6
+    assert result.verdict == "FAILED"
+    log = (tmp_path / "cert" / "episodes.jsonl").read_text().splitlines()
+    assert all(json.loads(line)["metrics"]["invalid_actions"] > 0 for line in log)
+    assert verify_certificate(result.certificate_path, keys[1]).verdict == "FAILED"
+
+
+def test_nan_actions_give_a_failed_certificate_not_a_crash(
+    keys: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    bundle = write_nan_vision_bundle(tmp_path / "nan")
+    success = {"name": "success", "metric": "success", "op": ">=", "value": 1, "p0": 0.5}
+    spec = {"name": "vision-test", "env_id": VISION_ID, "episodes": 6, "alpha": 0.05}
+    spec_path = _write_spec(tmp_path / "spec.yaml", {**spec, "criteria": [success]})
+    (tmp_path / "seed").write_text(FIXED_SEED + "\n")
+    argv = ["certify", str(bundle), "--benchmark", str(spec_path), "--no-progress"]
+    argv += ["--master-seed-file", str(tmp_path / "seed"), "--key", str(keys[0])]
+    argv += ["--commitment", seeds.commitment(FIXED_SEED), "-o", str(tmp_path / "cert")]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "verdict: FAILED" in capsys.readouterr().out
+    log = [json.loads(line) for line in (tmp_path / "cert" / "episodes.jsonl").open()]
+    assert all(r["metrics"]["fault"] == 1.0 for r in log)
+    assert all(r["metrics"]["invalid_actions"] == 1.0 for r in log)  # the first step ends it

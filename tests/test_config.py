@@ -14,8 +14,11 @@ from gymnasium import spaces
 
 from robocell.agents.algos import HYPERPARAMS, algo_class, choose_policy, resolve_schedule
 from robocell.errors import RobocellError
+from robocell.eval.release.contract import load_contract
+from robocell.eval.spec import load_spec
 from robocell.schema import SchemaError, to_dict
 from robocell.train.config import config_digest, config_from_dict, load_config
+from robocell.util import MAX_YAML_BYTES
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TRAINING_CONFIGS = sorted(p for p in CONFIGS.glob("*.yaml"))
@@ -132,6 +135,51 @@ def test_missing_and_broken_files_are_named(tmp_path: Path) -> None:
     broken.write_text("env_id: [unclosed\n")
     with pytest.raises(RobocellError, match="not valid YAML"):
         load_config(broken)
+
+
+def _alias_bomb() -> str:
+    """Six levels of ten aliases: 300 bytes that expand to over a million nodes."""
+    lines = ['l0: &l0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for level in range(1, 6):
+        lines.append(f"l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * 10)}]")
+    return "\n".join(lines) + "\n"
+
+
+HOSTILE_YAML: dict[str, tuple[bytes, str]] = {
+    "alias-bomb": (_alias_bomb().encode(), "more than 100000 YAML nodes"),
+    "recursive-alias": (b"a: &a [1, *a]\n", "refers to the node that holds it"),
+    "binary": (b"\x89PNG\r\n\x1a\n" + bytes(range(256)), "not UTF-8 text"),
+    "oversized": (b"name: '" + b"x" * MAX_YAML_BYTES + b"'\n", "too large for a YAML file"),
+}
+LOADERS = {"config": load_config, "spec": load_spec, "contract": load_contract}
+
+
+@pytest.mark.parametrize("loader", sorted(LOADERS))
+@pytest.mark.parametrize("kind", sorted(HOSTILE_YAML))
+def test_hostile_yaml_is_refused_by_every_loader(tmp_path: Path, loader: str, kind: str) -> None:
+    content, message = HOSTILE_YAML[kind]
+    path = tmp_path / "hostile.yaml"
+    path.write_bytes(content)
+    with pytest.raises(RobocellError, match=message) as error:
+        LOADERS[loader](path)
+    assert str(path) in str(error.value)
+
+
+def test_alias_bomb_in_a_set_override_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(RobocellError, match="alias bomb"):
+        bomb = "{" + _alias_bomb().strip().replace("\n", ", ") + "}"
+        load_config(write(tmp_path, MINIMAL), ["env_kwargs.x=" + bomb])
+
+
+def test_cli_rejects_a_binary_config_with_exit_2_and_no_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "model.yaml"
+    path.write_bytes(HOSTILE_YAML["binary"][0])
+    result = subprocess.run(
+        [sys.executable, "-m", "robocell", "train", str(path), "--run-dir", str(tmp_path / "r")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2 and "not UTF-8 text" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_cli_rejects_a_bad_config_with_exit_2_and_no_traceback(tmp_path: Path) -> None:

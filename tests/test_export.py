@@ -12,15 +12,16 @@ import onnx
 import pytest
 from exporttools import TOY_ID, WELD_ID, distil_scripted_welder, train_tiny
 
-from robocell.agents.bundle_manifest import PARITY_ATOL, PARITY_RTOL, parse_manifest
-from robocell.agents.cell_info import make_cell
-from robocell.agents.export import ExportReport, load_bundle
-from robocell.agents.export_torch import ExportSource, TorchPolicy, check_parity, export_model
+from robocell.agents.bundle import load_bundle
+from robocell.agents.bundle.manifest import PARITY_ATOL, PARITY_RTOL, parse_manifest
+from robocell.agents.export import ExportReport, ExportSource, TorchPolicy, export_model
 from robocell.agents.onnx_graph import InputLayout, PolicyGraph
+from robocell.agents.parity import check_parity
 from robocell.agents.policies import PickMapPolicy
 from robocell.cli import main
+from robocell.envs.make import make_cell
 from robocell.envs.rollout import run_episode
-from robocell.envs.weld import ScriptedWelder
+from robocell.envs.weld.controller import ScriptedWelder
 from robocell.errors import RobocellError
 from robocell.schema import to_dict
 from robocell.util import canonical_json, sha256_file
@@ -157,7 +158,8 @@ def test_manifest_describes_the_cell(exported: tuple) -> None:
 
 
 def test_weld_manifest_has_named_fields_units_and_joints(tmp_path: Path) -> None:
-    from robocell.envs.weld import OBSERVATION_FIELDS, WeldSeamEnv
+    from robocell.envs.weld.env import WeldSeamEnv
+    from robocell.envs.weld.task import OBSERVATION_FIELDS
 
     source = train_tiny(WELD_ID, "ppo", steps=64)
     export_model(source, tmp_path / "b", closed_loop_episodes=0)

@@ -21,13 +21,13 @@ import pytest
 import yaml
 from scipy import stats as sps
 
-from robocell.agents.export import load_bundle
+from robocell.agents.bundle import load_bundle
 from robocell.cli import main
 from robocell.errors import RobocellError
 from robocell.schema import SchemaError
-from robocell.train import improve as improve_module
 from robocell.train.config import load_config
-from robocell.train.improve_decision import (
+from robocell.train.improve import loop as improve_module
+from robocell.train.improve.decision import (
     VALIDATION_FIRST_SEED,
     PromotionRule,
     decide,
@@ -35,7 +35,7 @@ from robocell.train.improve_decision import (
     validation_block,
     validation_seeds,
 )
-from robocell.train.registry import Registry, registry_lock
+from robocell.train.improve.policy_registry import PolicyRegistry, registry_lock
 
 PENDULUM: dict[str, Any] = {
     "env_id": "Pendulum-v1",
@@ -218,23 +218,23 @@ def _entry(r: int, parent: str | None) -> dict[str, Any]:
 
 
 def test_registry_lineage_and_setup(tmp_path: Path) -> None:
-    registry = Registry.open_or_create(tmp_path / "reg", {"env_id": "E", "algo": "ppo"}, {})
+    registry = PolicyRegistry.open_or_create(tmp_path / "reg", {"env_id": "E", "algo": "ppo"}, {})
     registry.commit(_entry(0, None), champion=True)
     registry.commit(_entry(1, "v000"), champion=True)
     registry.commit(_entry(2, "v001"), champion=False)
     registry.commit(_entry(3, "v001"), champion=True)
-    again = Registry.open(tmp_path / "reg")
+    again = PolicyRegistry.open(tmp_path / "reg")
     assert again.index["champion"] == "v003" and again.next_round == 4
     assert again.lineage("v003") == ["v000", "v001", "v003"]
     assert again.lineage("v002") == ["v000", "v001", "v002"]
     with pytest.raises(RobocellError, match="round 2 committed while round 4 is due"):
         again.commit(_entry(2, "v001"), champion=False)
     with pytest.raises(RobocellError, match="was started with algo = 'ppo'"):
-        Registry.open_or_create(tmp_path / "reg", {"env_id": "E", "algo": "sac"}, {})
+        PolicyRegistry.open_or_create(tmp_path / "reg", {"env_id": "E", "algo": "sac"}, {})
 
 
 def test_registry_index_writes_are_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    registry = Registry.open_or_create(tmp_path / "reg", {"env_id": "E"}, {})
+    registry = PolicyRegistry.open_or_create(tmp_path / "reg", {"env_id": "E"}, {})
     registry.commit(_entry(0, None), champion=True)
     before = registry.index_path.read_bytes()
 
@@ -247,22 +247,22 @@ def test_registry_index_writes_are_atomic(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.undo()
     assert registry.index_path.read_bytes() == before  # the old index, whole
     assert sorted(p.name for p in (tmp_path / "reg").iterdir()) == ["index.json"]
-    assert Registry.open(tmp_path / "reg").next_round == 1
+    assert PolicyRegistry.open(tmp_path / "reg").next_round == 1
 
 
 def test_registry_refuses_malformed_indexes_and_a_second_user(tmp_path: Path) -> None:
     (tmp_path / "index.json").write_text('{"format": "robocell-registry/1", "versions": 3}')
     with pytest.raises(RobocellError, match="'setup' is missing or malformed"):
-        Registry.open(tmp_path)
+        PolicyRegistry.open(tmp_path)
     with pytest.raises(RobocellError, match="not a registry"):
-        Registry.open(tmp_path / "nothing")
+        PolicyRegistry.open(tmp_path / "nothing")
     with registry_lock(tmp_path / "r"):
         proc = subprocess.run(
             [
                 sys.executable,
                 "-c",
                 "from pathlib import Path\n"
-                "from robocell.train.registry import registry_lock\n"
+                "from robocell.train.improve.policy_registry import registry_lock\n"
                 f"with registry_lock(Path({str(tmp_path / 'r')!r})): pass",
             ],
             capture_output=True,
@@ -315,7 +315,7 @@ def test_a_killed_loop_continues_at_the_round_it_stopped(resumed: dict[str, Any]
     killed, reg = resumed["killed"], resumed["reg"]
     assert resumed["code"] == -signal.SIGKILL
     assert killed["next_round"] == 2 and killed["in_progress"]["round"] == 2
-    index = Registry.open(reg).index
+    index = PolicyRegistry.open(reg).index
     assert [v["id"] for v in index["versions"]] == ["v000", "v001", "v002"]
     assert index["next_round"] == 3 and index["in_progress"] is None
     for old, new in zip(killed["versions"], index["versions"], strict=False):
@@ -328,7 +328,7 @@ def test_a_killed_loop_continues_at_the_round_it_stopped(resumed: dict[str, Any]
 def test_the_registry_keeps_the_lineage_and_its_evidence(resumed: dict[str, Any]) -> None:
     from robocell.train.rundir import load_run
 
-    registry = Registry.open(resumed["reg"])
+    registry = PolicyRegistry.open(resumed["reg"])
     champions = ["v000"]
     for entry in registry.versions:
         run = load_run(registry.resolve(entry["run_dir"]), "best")
@@ -419,7 +419,7 @@ def test_forced_decisions_through_the_cli(
     code = main(["improve", str(config), "--rounds", "2", "--registry", str(reg), "--quiet"])
     out = capsys.readouterr().out
     assert code == 0, out
-    registry = Registry.open(reg)
+    registry = PolicyRegistry.open(reg)
     v1, v2 = registry.version("v001"), registry.version("v002")
     assert v1["decision"] == "promoted" and v1["bundle"] == "bundles/v001"
     assert v2["decision"] == "rejected" and v2["parent"] == "v001" and v2["bundle"] is None
@@ -453,7 +453,7 @@ def test_a_trained_run_can_be_adopted_as_the_first_champion(
         ]
     )
     assert code == 0, capsys.readouterr()
-    v0 = Registry.open(reg).version("v000")
+    v0 = PolicyRegistry.open(reg).version("v000")
     assert v0["run_dir"] == str(adopted.resolve()) and not (reg / "runs").exists()
     assert load_bundle(reg / "bundles" / "v000").manifest["run_id"] == "round-000"
 
@@ -486,7 +486,7 @@ def test_one_round_on_the_weld_cell(
     reg = tmp_path / "reg"
     code = main(["improve", str(config), "--rounds", "1", "--registry", str(reg), "--quiet"])
     assert code == 0, capsys.readouterr()
-    v1 = Registry.open(reg).version("v001")
+    v1 = PolicyRegistry.open(reg).version("v001")
     for figure in ("energy_j", "cycle_time_s", "seam_coverage"):
         assert f"mean/{figure}" in v1["validation"]
     tests = {t["figure"]: t for t in v1["test"]["figures"]}

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from robocell.envs.energy import EnergyConstants
-from robocell.envs.peg import PegInsertEnv
-from robocell.envs.peg_baseline import SpiralSearchInserter
-from robocell.envs.peg_fixture import HoleGeometry
-from robocell.envs.peg_task import PEG, SUCCESS_DEPTH_MM
+from robocell.envs.peg.controller import SpiralSearchInserter
+from robocell.envs.peg.env import PegInsertEnv
+from robocell.envs.peg.fixture import HoleGeometry
+from robocell.envs.peg.task import PEG, SUCCESS_DEPTH_MM
 from robocell.envs.rollout import episode_seeds, run_episode, summarize
 from robocell.envs.sim import rotation_matrix
 
@@ -294,7 +294,7 @@ def test_baseline_needs_nothing_but_the_observation() -> None:
 
 
 def test_linearised_law_stays_close_to_the_exact_one() -> None:
-    """The per-period linearisation (see robocell.envs.impedance) costs < 0.3 N·m."""
+    """The per-period linearisation (see robocell.envs.peg.impedance) costs < 0.3 N·m."""
     env = PegInsertEnv()
     env.reset(seed=13)
     task, controller = env.task, env.task.controller

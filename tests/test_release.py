@@ -1,143 +1,54 @@
 """Payment release: contracts, certificate checks, exactly-once release, disputes, crashes.
 
-The certificates are real: a session fixture certifies hand-built weld bundles with
-``robocell certify`` on a short spec (the scripted welder passes, an untrained policy fails).
+The certificates are real: the session fixture ``certified`` (``conftest.py``) certifies
+hand-built weld bundles with ``robocell certify`` on a short spec (the scripted welder passes,
+an untrained policy fails).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import multiprocessing
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
 from collections import Counter
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 
 import pytest
-import yaml
-from certtools import small_weld_spec, write_random_weld_bundle, write_scripted_weld_bundle
+from releasetools import (
+    MASTER_SEED,
+    Certified,
+    at,
+    kinds,
+    release_cli,
+    resigned,
+    write_contract,
+)
 
 from robocell.cli import main
 from robocell.errors import RobocellError
 from robocell.eval import seeds
-from robocell.eval.certify import certificate_bytes
-from robocell.eval.contract import contract_digest, load_contract
-from robocell.eval.dsse import open_envelope, sign_envelope
 from robocell.eval.keys import (
     generate_keypair,
-    load_private_key,
     load_public_key,
     public_key_fingerprint,
 )
-from robocell.eval.ledger import open_ledger
-from robocell.eval.release import idempotency_key, release_milestone
-from robocell.eval.spec import load_spec, parse_spec, spec_digest
+from robocell.eval.release.clock import TEST_CLOCK_ENV
+from robocell.eval.release.contract import contract_digest, load_contract
+from robocell.eval.release.ledger import open_ledger
+from robocell.eval.release.release import idempotency_key, release_milestone
+from robocell.eval.spec import load_spec, spec_digest
 from robocell.util import canonical_json, sha256_bytes, sha256_file
 
-EPISODES = 6  # the fewest that can pass p0 = 0.5 at α/m = 0.025 (0.5**6 < 0.025)
-MASTER_SEED = "5eed" * 16
-T0 = datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc)
 
-
-@dataclass
-class Certified:
-    """Everything the release tests share: keys, spec, bundles and certificates."""
-
-    root: Path
-    key: Path
-    pub: Path
-    spec_digest: str
-    scripted: Path
-    random: Path
-    passed: Path
-    passed_again: Path
-    failed: Path
-
-
-@pytest.fixture(scope="session")
-def certified(tmp_path_factory: pytest.TempPathFactory) -> Certified:
-    root = tmp_path_factory.mktemp("release")
-    key, pub = generate_keypair(root / "certifier")
-    seed_file = root / "master.seed"
-    seeds.write_master_seed(seed_file, MASTER_SEED)
-    spec_path = root / "spec.yaml"
-    spec_path.write_text(yaml.safe_dump(small_weld_spec(EPISODES)))
-    scripted = write_scripted_weld_bundle(root / "scripted")
-    random = write_random_weld_bundle(root / "random")
-    commitment = seeds.commitment(MASTER_SEED)
-    for name, bundle in [("passed", scripted), ("failed", random)]:
-        argv = ["certify", str(bundle), "--benchmark", str(spec_path), "--no-progress"]
-        argv += ["--master-seed-file", str(seed_file), "--commitment", commitment]
-        assert main([*argv, "--key", str(key), "-o", str(root / name)]) == 0
-    # A second valid certificate of the same delivery, as a re-run of the certifier would
-    # sign it (same episodes, another finishing time): cheaper than certifying twice.
-    passed_again = _resigned(
-        pub, root / "passed" / "certificate.json", root / "passed_again", _later_finish, key
-    )
-    certs = {
-        "passed": root / "passed" / "certificate.json",
-        "passed_again": passed_again,
-        "failed": root / "failed" / "certificate.json",
-    }
-    assert len({sha256_file(path) for path in certs.values()}) == 3
-    return Certified(
-        root,
-        key,
-        pub,
-        spec_digest(parse_spec(small_weld_spec(EPISODES))),
-        scripted,
-        random,
-        **certs,
-    )
-
-
-def write_contract(directory: Path, certified: Certified, **changes) -> Path:
-    """A contract that the ``passed`` certificate satisfies, with ``changes`` applied."""
-    directory.mkdir(parents=True, exist_ok=True)
-    data = {
-        "contract_id": "ACME-WELD-7",
-        "milestone_id": "M1",
-        "buyer": {"name": "ACME Fabrication GmbH", "account": "DE89370400440532013000"},
-        "supplier": {"name": "Cellworks Robotics Ltd", "account": "GB29NWBK60161331926819"},
-        "amount": "12500.10",
-        "currency": "EUR",
-        "benchmark_spec_digest": certified.spec_digest,
-        "seed_commitment": seeds.commitment(MASTER_SEED),
-        "certifier": {
-            "public_key": str(certified.pub),
-            "fingerprint": public_key_fingerprint(load_public_key(certified.pub)),
-        },
-        "dispute_window_hours": 0,
-    }
-    data.update(changes)
-    path = directory / "contract.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-def release_cli(cert: Path, contract: Path, bundle: Path, tmp: Path, *extra: str) -> int:
-    """``robocell release`` through the real CLI, with the ledger and output under ``tmp``."""
-    argv = ["release", str(cert), "--contract", str(contract), "--bundle", str(bundle)]
-    argv += ["--ledger", str(tmp / "ledger.sqlite"), "-o", str(tmp / "payment.json"), *extra]
-    return main(argv)
-
-
-def kinds(tmp: Path) -> list[str]:
-    with open_ledger(tmp / "ledger.sqlite") as ledger:
-        assert ledger.verify().ok
-        return [event.kind for event in ledger.events()]
-
-
-def at(hours: float) -> str:
-    return (T0 + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+@pytest.fixture(autouse=True)
+def test_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests travel in time with --now (2025 dates, 72-hour windows)."""
+    monkeypatch.setenv(TEST_CLOCK_ENV, "1")
 
 
 # ---------------------------------------------------------------- contracts
@@ -155,8 +66,15 @@ def test_example_contract_is_valid_and_cites_the_weld_spec():
         ({"amount": "1e4"}, "amount: write a plain positive decimal"),
         ({"amount": "-5.00"}, "amount: write a plain positive decimal"),
         ({"amount": "0.00"}, "amount: must be greater than zero"),
-        ({"amount": "1.000000001"}, "amount: at most 8 decimal places"),
-        ({"currency": "euro"}, "currency: expected a 3-letter ISO 4217 code"),
+        ({"amount": "1.000000001"}, "amount: EUR has 2 decimal places, 1.000000001 has 9"),
+        ({"amount": "12.345"}, "amount: EUR has 2 decimal places, 12.345 has 3"),
+        ({"amount": "100.5", "currency": "JPY"}, "amount: JPY has 0 decimal places"),
+        ({"currency": "euro"}, "currency: 'euro' is not an ISO 4217 currency code"),
+        ({"currency": "EUX"}, "currency: 'EUX' is not an ISO 4217 currency code"),
+        ({"currency": "XAU"}, "currency: 'XAU' is not an ISO 4217 currency code"),
+        ({"seed_commitment": []}, "seed_commitment: needs at least one commitment"),
+        ({"seed_commitment": ["ab" * 32, "xy"]}, r"seed_commitment\[1\]: must be 64 lowercase"),
+        ({"seed_commitment": ["ab" * 32] * 2}, "seed_commitment: lists a commitment twice"),
         ({"seed_commitment": "abc"}, "seed_commitment: must be 64 lowercase hex digits"),
         ({"buyer": {"name": " ", "account": "x"}}, "buyer.name: must not be empty"),
         ({"milestone_id": "M 1/2"}, "milestone_id: use 1-128 letters"),
@@ -167,6 +85,14 @@ def test_example_contract_is_valid_and_cites_the_weld_spec():
 def test_bad_contracts_are_refused_naming_the_field(tmp_path, certified, change, message):
     with pytest.raises(RobocellError, match=message):
         load_contract(write_contract(tmp_path, certified, **change))
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency"), [("12.34", "EUR"), ("1.234", "KWD"), ("1500", "JPY"), ("7", "USD")]
+)
+def test_amounts_within_the_currency_minor_unit_are_accepted(tmp_path, certified, amount, currency):
+    contract = load_contract(write_contract(tmp_path, certified, amount=amount, currency=currency))
+    assert str(contract.amount) == amount and contract.currency == currency
 
 
 def test_contract_new_writes_a_contract_the_certificate_satisfies(tmp_path, certified, capsys):
@@ -197,10 +123,8 @@ def test_passing_certificate_releases_once_with_an_exact_instruction(tmp_path, c
         "account": "GB29NWBK60161331926819",
     }
     assert instruction["certificate_sha256"] == cert_sha
-    assert instruction["idempotency_key"] == sha256_bytes(
-        canonical_json(["ACME-WELD-7", "M1", cert_sha])
-    )
-    assert instruction["idempotency_key"] == idempotency_key("ACME-WELD-7", "M1", cert_sha)
+    assert instruction["idempotency_key"] == sha256_bytes(canonical_json(["ACME-WELD-7", "M1"]))
+    assert instruction["idempotency_key"] == idempotency_key("ACME-WELD-7", "M1")
     assert instruction["contract_sha256"] == contract_digest(load_contract(contract))
     assert instruction["bundle_sha256"]["policy.onnx"] == sha256_file(
         certified.scripted / "policy.onnx"
@@ -227,28 +151,6 @@ def test_second_certificate_for_a_released_milestone_is_refused(tmp_path, certif
 
 
 # ---------------------------------------------------------------- refusals
-def _resigned(pub: Path, source: Path, folder: Path, edit, key: Path | None) -> Path:
-    """A copy of ``source``'s certificate folder with an edited statement.
-
-    With ``key`` the statement is signed again with it; without, the old signature is kept
-    (a forger who edits a certificate but lacks the certifier's key).
-    """
-    shutil.copytree(source.parent, folder)
-    envelope = json.loads(source.read_bytes())
-    statement = open_envelope(envelope, load_public_key(pub))
-    edit(statement)
-    if key is None:
-        envelope["payload"] = base64.b64encode(canonical_json(statement)).decode()
-    else:
-        envelope = sign_envelope(statement, load_private_key(key))
-    (folder / "certificate.json").write_bytes(certificate_bytes(envelope))
-    return folder / "certificate.json"
-
-
-def _later_finish(statement: dict) -> None:
-    statement["predicate"]["run"]["finished_at"] = "2099-01-01T00:00:00Z"
-
-
 def _pass_verdict(statement: dict) -> None:
     statement["predicate"]["verdict"] = "PASSED"
 
@@ -261,10 +163,10 @@ def _case(name: str, certified: Certified, tmp: Path) -> tuple[Path, Path, Path,
     if name == "failed-verdict":
         return certified.failed, good[1], certified.random, "verdict is FAILED, not PASSED"
     if name == "forged-verdict":
-        cert = _resigned(certified.pub, certified.failed, tmp / "forged", _pass_verdict, None)
+        cert = resigned(certified.pub, certified.failed, tmp / "forged", _pass_verdict, None)
         return cert, good[1], certified.random, "signature does not verify"
     if name == "signed-by-another-key":
-        cert = _resigned(certified.pub, certified.passed, tmp / "forged", lambda s: None, other_key)
+        cert = resigned(certified.pub, certified.passed, tmp / "forged", lambda s: None, other_key)
         return cert, good[1], good[2], "key id .* is not the given public key's fingerprint"
     if name == "contract-names-another-certifier":
         certifier = {"public_key": str(other_pub), "fingerprint": other_fingerprint}
@@ -381,7 +283,7 @@ def test_time_cannot_be_wound_back_and_terms_cannot_change(tmp_path, certified, 
 # ---------------------------------------------------------------- races and crashes
 def _release_worker(cert, contract, bundle, ledger_path, barrier, results) -> None:
     """One process releasing the milestone; all of them reach the ledger lock together."""
-    from robocell.eval.ledger import Ledger
+    from robocell.eval.release.ledger import Ledger
 
     record = Ledger.record
 
@@ -395,12 +297,12 @@ def _release_worker(cert, contract, bundle, ledger_path, barrier, results) -> No
     results.put((outcome.status, outcome.replayed, json.dumps(outcome.instruction, sort_keys=True)))
 
 
-def test_racing_release_processes_release_once(tmp_path, certified):
+def test_racing_release_processes_release_once(tmp_path, certified, ledger_backend):
     racers = 4
     contract = write_contract(tmp_path, certified)
     context = multiprocessing.get_context("fork")
     barrier, results = context.Barrier(racers), context.Queue()
-    args = (certified.passed, contract, certified.scripted, tmp_path / "ledger.sqlite")
+    args = (certified.passed, contract, certified.scripted, ledger_backend.url)
     workers = [
         context.Process(target=_release_worker, args=(*args, barrier, results))
         for _ in range(racers)
@@ -416,7 +318,26 @@ def test_racing_release_processes_release_once(tmp_path, certified):
         ("RELEASED", True): racers - 1,
     }
     assert len({instruction for _, _, instruction in outcomes}) == 1
-    assert kinds(tmp_path) == ["CERTIFIED", "RELEASED"]
+    with open_ledger(ledger_backend.url, create=False) as ledger:
+        assert ledger.verify().ok
+        assert [event.kind for event in ledger.events()] == ["CERTIFIED", "RELEASED"]
+
+
+def test_release_on_a_postgresql_ledger_named_by_the_environment(
+    tmp_path, certified, postgres, monkeypatch, capsys
+):
+    url = postgres.new_database()
+    monkeypatch.setenv("ROBOCELL_LEDGER", url)
+    monkeypatch.chdir(tmp_path)  # where the default ledger.sqlite would appear
+    contract = write_contract(tmp_path, certified)
+    argv = ["release", str(certified.passed), "--contract", str(contract)]
+    argv += ["--bundle", str(certified.scripted), "-o", str(tmp_path / "payment.json")]
+    assert main(argv) == 0
+    first = (tmp_path / "payment.json").read_bytes()
+    assert main(argv) == 0 and (tmp_path / "payment.json").read_bytes() == first
+    assert main(["ledger", "verify"]) == 0
+    assert "chain intact, 2 entries" in capsys.readouterr().out
+    assert not (tmp_path / "ledger.sqlite").exists()
 
 
 _KILL_SCRIPT = textwrap.dedent(
@@ -424,7 +345,7 @@ _KILL_SCRIPT = textwrap.dedent(
     import os, sys
     from robocell.cli import main
     from robocell import util
-    from robocell.eval import ledger_sqlite
+    from robocell.eval.release import store_sqlite as ledger_sqlite
 
     where = sys.argv[1]
     insert = ledger_sqlite._SqliteTransaction.insert

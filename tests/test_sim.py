@@ -14,7 +14,7 @@ def test_clients_open_and_close_without_leaking() -> None:
     for _ in range(200):
         sim = Sim()
         sim.create_box("box", (0.1, 0.1, 0.1), (0.0, 0.0, 0.1))
-        clients.add(sim.client)
+        clients.add(sim.client_id)
         sim.close()
     # A leaked client would keep its slot, so every new client would get a new id.
     assert len(clients) == 1
@@ -22,12 +22,12 @@ def test_clients_open_and_close_without_leaking() -> None:
 
 def test_thousands_of_resets_keep_one_client_and_a_fixed_world() -> None:
     sim = Sim()
-    client = sim.client
+    client = sim.client_id
     for _ in range(2000):
         sim.reset()
         sim.create_box("table", (0.3, 0.3, 0.05), (0.6, 0.0, 0.05))
         sim.create_box("part", (0.01, 0.01, 0.01), (0.6, 0.0, 0.2), mass_kg=0.1)
-    assert sim.client == client
+    assert sim.client_id == client
     assert sim.body_id("part") == 1  # ids restart: nothing survived the resets
     sim.close()
     sim.close()  # closing twice is harmless

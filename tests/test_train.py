@@ -20,7 +20,7 @@ import yaml
 from gymnasium import spaces
 
 from robocell.errors import RobocellError
-from robocell.train.normalizer import NormalizerStats
+from robocell.normalizer import NormalizerStats
 from robocell.train.rundir import latest_checkpoint, load_run, read_metrics
 
 WELD_TINY: dict[str, Any] = {
@@ -124,7 +124,7 @@ def test_normalizer_json_reproduces_vecnormalize(tmp_path: Path) -> None:
 
 
 def test_normalizer_dict_observations_normalise_only_listed_keys() -> None:
-    from robocell.train.normalizer import RunningStats
+    from robocell.normalizer import RunningStats
 
     stats = NormalizerStats(
         clip_obs=5.0, epsilon=1e-8, obs={"state": RunningStats(np.ones(2), 4 * np.ones(2), 3.0)}
@@ -158,7 +158,7 @@ def test_normalizer_rejects_malformed_json(tmp_path: Path, document: dict[str, A
 
 def test_dict_spaces_normalise_every_non_image_key() -> None:
     from robocell.train.config import config_from_dict
-    from robocell.train.envs import normalized_keys
+    from robocell.train.vec_env import normalized_keys
 
     space = spaces.Dict(
         {
@@ -289,8 +289,8 @@ def test_cloning_fits_the_scripted_controller(env_id: str, algo: str, episodes: 
 
     from robocell.agents.algos import build_model
     from robocell.train.config import config_from_dict
-    from robocell.train.envs import make_vec_env
     from robocell.train.pretrain import collect_demonstrations, warm_start
+    from robocell.train.vec_env import make_vec_env
 
     pretrain = {"episodes": episodes, "epochs": 40, "log_std": -2.0, "dagger_rounds": 0}
     hyperparams = {"buffer_size": 5000} if algo == "sac" else {"n_steps": 64, "batch_size": 32}
@@ -339,8 +339,8 @@ def test_target_set_cross_entropy() -> None:
 def test_cloning_fits_the_sorters_picks_over_the_image() -> None:
     from robocell.agents.algos import build_model
     from robocell.train.config import config_from_dict
-    from robocell.train.envs import make_vec_env
     from robocell.train.pretrain import collect_demonstrations, warm_start
+    from robocell.train.vec_env import make_vec_env
 
     config = config_from_dict({
         "env_id": "robocell/VisionSort-v1", "algo": "ppo", "total_timesteps": 1,
@@ -459,6 +459,56 @@ def test_resume_refuses_a_config_and_a_non_run(tmp_path: Path) -> None:
     assert result.returncode == 2 and "not a run directory" in result.stderr
     result = robocell("train", "x.yaml", "--resume", str(tmp_path))
     assert result.returncode == 2 and "--resume continues a run" in result.stderr
+
+
+def test_resume_falls_back_past_a_truncated_checkpoint(tmp_path: Path) -> None:
+    data = {**PENDULUM_PPO, "total_timesteps": 512, "checkpoint_freq": 256}
+    run_dir = tmp_path / "run"
+    config = write_config(tmp_path / "c.yaml", data)
+    assert robocell("train", str(config), "--run-dir", str(run_dir), "--quiet").returncode == 0
+    newest = latest_checkpoint(run_dir)
+    assert newest is not None and newest.name == "step_0000000512.zip"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # a full disk
+    resumed = robocell("train", "--resume", str(run_dir), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "checkpoint step_0000000512.zip is damaged" in resumed.stderr
+    assert "Traceback" not in resumed.stderr
+    assert latest_steps(run_dir) == 512  # trained again from step 256
+    assert load_run(run_dir, "last").model.num_timesteps == 512
+
+
+def _commands(run_dir: Path) -> int:
+    return len((run_dir / "command.txt").read_text().splitlines())
+
+
+def _wait_for_commands(run_dir: Path, proc: subprocess.Popen[str], count: int) -> None:
+    deadline = time.monotonic() + 300
+    while _commands(run_dir) < count:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+        time.sleep(0.2)
+
+
+def test_a_run_is_trained_by_one_process_at_a_time(tmp_path: Path) -> None:
+    data = {**PENDULUM_PPO, "total_timesteps": 200_000, "checkpoint_freq": 256}
+    run_dir = tmp_path / "run"
+    holder = spawn("train", str(write_config(tmp_path / "c.yaml", data)), "--run-dir", str(run_dir))
+    try:
+        wait_for_checkpoint(run_dir, holder, at_least=256)
+        for round_ in range(2):
+            if round_:  # after kill -9 of the first, a resume gets the lock ...
+                holder = spawn("train", "--resume", str(run_dir), "--quiet")
+                _wait_for_commands(run_dir, holder, 2)  # it holds the lock once it has logged
+            # ... and a second one is refused at once (unrefused, it would train 200k steps)
+            refused = robocell("train", "--resume", str(run_dir), "--quiet", timeout=180)
+            assert refused.returncode == 2, refused.stderr
+            assert f"being trained by process {holder.pid}" in refused.stderr
+            os.kill(holder.pid, signal.SIGKILL)  # the lock dies with its holder
+            holder.wait(timeout=60)
+    finally:
+        if holder.poll() is None:
+            os.killpg(holder.pid, signal.SIGKILL)
+            holder.wait(timeout=60)
+    assert _commands(run_dir) == 2  # the refused resumes recorded nothing
 
 
 # ---------------------------------------------------------------------- SIGINT

@@ -10,16 +10,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from certtools import small_weld_spec, write_random_weld_bundle, write_scripted_weld_bundle
+from certtools import (
+    certify_quietly,
+    conditioned_weld_spec,
+    read_statement,
+    resign,
+    write_random_weld_bundle,
+    write_scripted_weld_bundle,
+)
 
 from robocell.cli import main
 from robocell.errors import VerificationError
-from robocell.eval.certify import certificate_bytes, certify, episode_log_bytes
+from robocell.eval.certify import certificate_bytes, episode_log_bytes
 from robocell.eval.decision import evaluate
 from robocell.eval.dsse import open_envelope, pae, sign_envelope
 from robocell.eval.keys import generate_keypair, load_private_key, load_public_key
 from robocell.eval.seeds import commitment
-from robocell.eval.spec import parse_spec
+from robocell.eval.spec import parse_spec, spec_data, spec_digest
 from robocell.eval.verify import verify_certificate
 from robocell.util import canonical_json, sha256_bytes, sha256_file
 
@@ -33,17 +40,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     key_path, pub_path = generate_keypair(root / "keys")
     other_key, other_pub = generate_keypair(root / "other_keys")
     scripted = write_scripted_weld_bundle(root / "scripted")
-    result = certify(
-        scripted,
-        parse_spec(small_weld_spec(EPISODES)),
-        MASTER_SEED,
-        commitment(MASTER_SEED),
-        load_private_key(key_path),
-        root / "cert",
-        progress=False,
-    )
+    # Conditions with a bucket criterion and one episode's stills: every kind of signed
+    # result and report file is in the certificate the tampering tests below edit.
+    spec = conditioned_weld_spec(EPISODES)
+    cert_dir = certify_quietly(scripted, spec, MASTER_SEED, key_path, root / "cert", stills=1)
     return {
-        "cert_dir": result.certificate_path.parent,
+        "cert_dir": cert_dir,
         "key": key_path,
         "pub": pub_path,
         "other_key": other_key,
@@ -64,22 +66,11 @@ def _envelope(cert: Path) -> dict[str, Any]:
     return json.loads(cert.read_text())
 
 
-def _statement(cert: Path) -> dict[str, Any]:
-    return json.loads(base64.b64decode(_envelope(cert)["payload"]))
-
-
 def _write_unsigned(cert: Path, statement: dict[str, Any]) -> None:
     """Replace the payload, keeping the old signature (what a forger without the key can do)."""
     envelope = _envelope(cert)
     envelope["payload"] = base64.b64encode(canonical_json(statement)).decode()
     cert.write_bytes(certificate_bytes(envelope))
-
-
-def _resign(cert: Path, key: Path, edit: Callable[[dict[str, Any]], None]) -> None:
-    """Edit the statement and sign it again (what a dishonest key holder can do)."""
-    statement = _statement(cert)
-    edit(statement)
-    cert.write_bytes(certificate_bytes(sign_envelope(statement, load_private_key(key))))
 
 
 def _leaves(value: Any, path: tuple = ()) -> Iterator[tuple]:
@@ -154,16 +145,24 @@ def test_certificate_round_trip(world: dict[str, Any], cert: Path) -> None:
     assert predicate["episodes"]["log_sha256"] == sha256_file(cert.parent / "episodes.jsonl")
     for key in ("certifier", "packages", "platform", "benchmark", "criteria", "figures", "run"):
         assert predicate[key], key
+    assert [c["name"] for c in predicate["robustness"]] == [
+        "seam_shape",
+        "calibration_error",
+        "seam_length",
+    ]
+    assert [c["name"] for c in predicate["bucket_criteria"]] == ["success[seam_length=any]"]
+    assert {"report.md", "report.html"} <= set(predicate["report"])
+    assert sum(name.startswith("stills/") for name in predicate["report"]) == 2
 
 
 # ---------------------------------------------------------------- forgery without the key
 def test_unchanged_payload_rewritten_still_verifies(world: dict[str, Any], cert: Path) -> None:
-    _write_unsigned(cert, _statement(cert))  # the control for the tampering test below
+    _write_unsigned(cert, read_statement(cert))  # the control for the tampering test below
     verify_certificate(cert, world["pub"])
 
 
 def test_every_field_tampered_fails(world: dict[str, Any], cert: Path) -> None:
-    original = _statement(cert)
+    original = read_statement(cert)
     paths = list(_leaves(original))
     assert len(paths) > 100
     for path in paths:
@@ -217,7 +216,7 @@ def test_envelope_fields_tampered_fail(
 def test_wrong_key_fails(world: dict[str, Any], cert: Path) -> None:
     with pytest.raises(VerificationError, match="key id"):
         verify_certificate(cert, world["other_pub"])
-    _resign(cert, world["other_key"], lambda s: None)  # signed by someone else entirely
+    resign(cert, world["other_key"], lambda s: None)  # signed by someone else entirely
     with pytest.raises(VerificationError, match="key id"):
         verify_certificate(cert, world["pub"])
 
@@ -235,6 +234,8 @@ def test_swapped_bundle_fails(world: dict[str, Any], cert: Path) -> None:
         ("episodes.jsonl", "episode log .* does not match its signed sha256"),
         ("report.md", "report file report.md does not match"),
         ("plots/criteria.png", "report file plots/criteria.png does not match"),
+        ("report.html", "report file report.html does not match"),
+        ("stills/episode_0000_last.png", "report file stills/episode_0000_last.png does not"),
     ],
 )
 def test_files_beside_the_certificate_tampered_fail(
@@ -270,6 +271,21 @@ def _flip_verdict(statement: dict[str, Any]) -> None:
     predicate["verdict"] = "FAILED" if predicate["verdict"] == "PASSED" else "PASSED"
 
 
+def _better_bucket(statement: dict[str, Any]) -> None:
+    bucket = statement["predicate"]["robustness"][0]["buckets"][0]
+    bucket["n"] += 1
+    bucket["successes"] += 1
+
+
+def _passed_bucket_criterion(statement: dict[str, Any]) -> None:
+    criterion = statement["predicate"]["bucket_criteria"][0]
+    criterion["p0"], criterion["verdict"] = 0.01, "PASS"
+
+
+def _dropped_robustness(statement: dict[str, Any]) -> None:
+    del statement["predicate"]["robustness"]
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
@@ -277,15 +293,51 @@ def _flip_verdict(statement: dict[str, Any]) -> None:
         (_other_seed, "does not match the seed commitment"),
         (_easier_spec, "spec digest"),
         (_flip_verdict, "verdict differ"),
+        (_better_bucket, "robustness differ"),
+        (_passed_bucket_criterion, "bucket_criteria differ"),
+        (_dropped_robustness, "robustness differ"),
     ],
-    ids=["inflated-k", "other-master-seed", "edited-spec", "flipped-verdict"],
+    ids=[
+        "inflated-k",
+        "other-master-seed",
+        "edited-spec",
+        "flipped-verdict",
+        "better-bucket",
+        "eased-bucket-criterion",
+        "dropped-robustness",
+    ],
 )
 def test_resigned_lies_are_caught(
     world: dict[str, Any], cert: Path, edit: Callable, message: str
 ) -> None:
-    _resign(cert, world["key"], edit)
+    resign(cert, world["key"], edit)
     with pytest.raises(VerificationError, match=message):
         verify_certificate(cert, world["pub"])
+
+
+def _without_conditions(log: list[dict[str, Any]]) -> Callable[[dict[str, Any]], None]:
+    """An edit that makes the statement look like one issued before conditions existed."""
+
+    def edit(statement: dict[str, Any]) -> None:
+        predicate = statement["predicate"]
+        spec = parse_spec(predicate["benchmark"]["spec"])
+        spec.conditions = []
+        predicate["benchmark"]["spec"] = spec_data(spec)
+        predicate["benchmark"]["spec_digest"] = spec_digest(spec)
+        predicate.update(evaluate(spec, [r["metrics"] for r in log]).to_dict())
+        del predicate["robustness"], predicate["bucket_criteria"]
+
+    return edit
+
+
+def test_certificates_from_before_conditions_still_verify(
+    world: dict[str, Any], cert: Path
+) -> None:
+    log = [json.loads(line) for line in (cert.parent / "episodes.jsonl").read_text().splitlines()]
+    resign(cert, world["key"], _without_conditions(log))
+    predicate = verify_certificate(cert, world["pub"]).predicate
+    assert "robustness" not in predicate and "conditions" not in predicate["benchmark"]["spec"]
+    assert predicate["criteria"][0]["alpha"] == pytest.approx(0.05 / 2)
 
 
 def _fabricate_log(cert: Path, key: Path) -> None:
@@ -301,7 +353,7 @@ def _fabricate_log(cert: Path, key: Path) -> None:
         predicate.update(evaluate(spec, [r["metrics"] for r in records]).to_dict())
         predicate["episodes"]["log_sha256"] = sha256_bytes(log_path.read_bytes())
 
-    _resign(cert, key, edit)
+    resign(cert, key, edit)
 
 
 def test_verify_cli_rerun_reproduces_and_catches_a_fabricated_log(

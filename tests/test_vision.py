@@ -11,15 +11,16 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from robocell.envs.camera import OverheadCamera, PartVisual, RenderClient, detect_parts
-from robocell.envs.pick_grid import PickGrid
-from robocell.envs.pick_place import ArmPlanner, joint_move
 from robocell.envs.robot import IIWA_MAX_SPEED_RAD_S
 from robocell.envs.rollout import episode_seeds, run_episode, summarize
-from robocell.envs.sim import BoxPart, Light, Sim, quat_from_euler
-from robocell.envs.vision import PICK_HEIGHT_M, VisionSortEnv
-from robocell.envs.vision_baseline import ScriptedSorter
-from robocell.envs.vision_scene import (
+from robocell.envs.sim import Sim, quat_from_euler
+from robocell.envs.sim_types import BoxPart, Light
+from robocell.envs.vision.camera import OverheadCamera, PartVisual, RenderClient, detect_parts
+from robocell.envs.vision.controller import ScriptedSorter
+from robocell.envs.vision.env import VisionSortEnv
+from robocell.envs.vision.pick_grid import PickGrid
+from robocell.envs.vision.pick_place import ArmPlanner, joint_move
+from robocell.envs.vision.scene import (
     FIELD_M,
     PART_HALF_M,
     PART_TOP_M,
@@ -28,6 +29,7 @@ from robocell.envs.vision_scene import (
     TRAY_HALF_M,
     TRAY_RGB,
 )
+from robocell.envs.vision.task import PICK_HEIGHT_M
 
 ENV_ID = "robocell/VisionSort-v1"
 
@@ -129,7 +131,7 @@ def test_camera_renders_from_a_client_without_the_robot(make_env) -> None:
     env = make_env()
     env.reset(seed=0)
     task = env.unwrapped.task
-    assert task.render_client.sim.client != env.unwrapped.sim.client
+    assert task.render_client.sim.client_id != env.unwrapped.sim.client_id
     assert not task.render_client.sim.has_body("robot")
     assert task.render_client.shown_parts == list(task.parts)
 
@@ -368,17 +370,17 @@ def test_resets_reuse_all_three_clients_and_close_releases_them() -> None:
     env.reset(seed=0)
     task = env.unwrapped.task
     clients = (env.unwrapped.sim, task.render_client.sim, task.planner.sim)
-    ids = [sim.client for sim in clients]
+    ids = [sim.client_id for sim in clients]
     for seed in range(30):
         env.reset(seed=seed)
-    assert [sim.client for sim in clients] == ids
+    assert [sim.client_id for sim in clients] == ids
     env.close()
     assert not any(sim.connected for sim in clients)
 
 
 def test_made_and_closed_envs_leak_no_clients() -> None:
     probe = Sim()  # PyBullet hands out the lowest free client slot
-    before = probe.client
+    before = probe.client_id
     probe.close()
     for seed in range(5):
         env = gym.make(ENV_ID)
@@ -386,7 +388,7 @@ def test_made_and_closed_envs_leak_no_clients() -> None:
         env.close()
     probe = Sim()
     try:
-        assert probe.client == before
+        assert probe.client_id == before
     finally:
         probe.close()
 

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from robocell.envs.energy import EnergyConstants
-from robocell.envs.process import WeldProcess, WeldProcessSpec
 from robocell.envs.rollout import episode_seeds, run_episode, summarize
-from robocell.envs.seam import Seam, make_seam_points
-from robocell.envs.weld import OBSERVATION_FIELDS, ScriptedWelder
+from robocell.envs.weld.controller import ScriptedWelder
+from robocell.envs.weld.process import WeldProcess, WeldProcessSpec
+from robocell.envs.weld.seam import Seam, make_seam_points
+from robocell.envs.weld.task import OBSERVATION_FIELDS
 
 FIELD = {field["name"]: i for i, field in enumerate(OBSERVATION_FIELDS)}
 

@@ -1,4 +1,4 @@
-"""``robocell train``, ``robocell eval`` and ``robocell tb``."""
+"""``robocell train``, ``robocell eval``, ``robocell export`` and ``robocell tb``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from robocell.cli_helpers import count, positive_int
 from robocell.errors import RobocellError
+from robocell.executor import add_executor_arguments, options_from_args
 
 if TYPE_CHECKING:
     from robocell.train.trainer import TrainResult
@@ -37,13 +39,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint"
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--seeds",
+        metavar="SEEDS",
+        help="train one run per seed (0-4, or 0,3,7) and summarise them over seeds",
+    )
+    train.add_argument(
+        "--eval-episodes",
+        type=positive_int,
+        default=20,
+        help="held-out episodes per seed with --seeds (default 20)",
+    )
+    train.add_argument(
+        "--workers", type=positive_int, default=1, help="local processes with --seeds (default 1)"
+    )
+    add_executor_arguments(train)
     train.set_defaults(func=_train)  # fmt: skip
 
     evaluate = subparsers.add_parser(
         "eval", help="evaluate a run's best model: mean and 95%% CI of the figures"
     )
     evaluate.add_argument("run", help="run directory")
-    evaluate.add_argument("--episodes", type=_positive_int, default=20, help="episodes to run")
+    evaluate.add_argument("--episodes", type=positive_int, default=20, help="episodes to run")
     evaluate.add_argument(
         "--seed",
         type=int,
@@ -55,6 +72,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(func=_eval)  # fmt: skip
+
+    export = subparsers.add_parser(
+        "export", help="export a training run as a controller bundle (policy.onnx + manifest)"
+    )
+    export.add_argument("run_dir", help="training run directory")
+    export.add_argument(
+        "--checkpoint",
+        default="best",
+        metavar="best|last|PATH",
+        help="best (default), last, or a checkpoint zip inside the run",
+    )
+    export.add_argument(
+        "-o", "--output", required=True, metavar="BUNDLE_DIR", help="bundle directory to write"
+    )
+    export.add_argument("--force", action="store_true", help="replace an existing bundle")
+    export.add_argument(
+        "--closed-loop-episodes",
+        type=count(0),
+        metavar="N",
+        default=3,
+        help="episodes replayed to compare outcomes with the model (default 3)",
+    )
+    export.add_argument("--json", action="store_true", help="end with a JSON report line")
+    export.set_defaults(func=_export)
 
     tb = subparsers.add_parser("tb", help="start TensorBoard on training runs")
     tb.add_argument(
@@ -72,13 +113,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tb.set_defaults(func=_tb)  # fmt: skip
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def _command_line() -> str:
     return shlex.join(["robocell", *sys.argv[1:]])
 
@@ -88,19 +122,50 @@ def _train(args: argparse.Namespace) -> int:
     from robocell.train.trainer import check_resumable, default_run_dir, resume_run, start_run
 
     if args.resume:
-        if args.config or args.overrides or args.seed is not None or args.run_dir:
-            raise RobocellError("--resume continues a run with its own config; "
-                                "give no CONFIG, --set, --seed or --run-dir with it")  # fmt: skip
+        if args.config or args.overrides or args.seed is not None or args.run_dir or args.seeds:
+            raise RobocellError(
+                "--resume continues a run with its own config; "
+                "give no CONFIG, --set, --seed, --seeds or --run-dir with it"
+            )
         check_resumable(args.resume)
         result = resume_run(args.resume, _command_line(), progress=not args.quiet)
     else:
         if not args.config:
             raise RobocellError("give a CONFIG file (or --resume RUN_DIR)")
+        if args.seeds is not None:
+            return _train_seeds(args)
         config = load_config(args.config, args.overrides, args.seed)
         run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config)
         print(f"run directory: {run_dir}   (TensorBoard: robocell tb {run_dir})", flush=True)
         result = start_run(config, run_dir, _command_line(), progress=not args.quiet)
     return _report(result)
+
+
+def _train_seeds(args: argparse.Namespace) -> int:
+    from robocell.train.config import load_config
+    from robocell.train.multiseed import SeedGroup, default_group_dir, parse_seeds, train_seeds
+
+    if args.seed is not None:
+        raise RobocellError("give --seed or --seeds, not both")
+    seeds = parse_seeds(args.seeds)
+    config = load_config(args.config, args.overrides, seeds[0])
+    root = Path(args.run_dir) if args.run_dir else default_group_dir(config, seeds)
+    group = SeedGroup(config, seeds, root, _command_line(), EVAL_FIRST_SEED, args.eval_episodes)
+    options = options_from_args(args, args.workers)
+    print(f"seed group: {root} ({len(seeds)} runs on {options.backend})   "
+          f"(TensorBoard: robocell tb {root})", flush=True)  # fmt: skip
+    try:
+        summary = train_seeds(group, options, log=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
+        print(f"interrupted; run the same command again to continue {root}", file=sys.stderr)
+        return 130
+    for key in ("success", "energy_j", "cycle_time_s", "return"):
+        row = summary["figures"].get(key)
+        if row is not None:
+            print(f"{key:14s} IQM {row['iqm']:.4g}  95% CI [{row['ci_low']:.4g}, "
+                  f"{row['ci_high']:.4g}] over seeds {seeds[0]}…{seeds[-1]}")  # fmt: skip
+    print(f"summary: {root / 'summary.md'}")
+    return 0
 
 
 def _report(result: TrainResult) -> int:
@@ -119,18 +184,9 @@ def _report(result: TrainResult) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from robocell.envs.rollout import episode_seeds
-    from robocell.train.envs import make_env
-    from robocell.train.evaluate import figure_table, model_policy, run_episodes
-    from robocell.train.rundir import load_run
+    from robocell.train.evaluate import evaluate_run, figure_table
 
-    run = load_run(args.run, args.checkpoint)
-    env = make_env(run.config)
-    try:
-        policy = model_policy(run.model, run.normalizer)
-        episodes = run_episodes(env, policy, episode_seeds(args.seed, args.episodes))
-    finally:
-        env.close()
+    run, episodes = evaluate_run(args.run, args.checkpoint, args.seed, args.episodes)
     table = figure_table(episodes)
     if args.json:
         print(
@@ -150,6 +206,48 @@ def _eval(args: argparse.Namespace) -> int:
     for key, row in table.items():
         ci = f"[{row['ci_low']:.4g}, {row['ci_high']:.4g}]"
         print(f"{key:32s} {row['mean']:12.4g} {ci:>27s}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from robocell.train.export import export_run
+
+    report = export_run(
+        args.run_dir,
+        args.output,
+        args.checkpoint,
+        overwrite=args.force,
+        closed_loop_episodes=args.closed_loop_episodes,
+    )
+    print(f"wrote {report.bundle_dir}")
+    print(f"  policy.onnx    sha256 {report.onnx_sha256}")
+    print(f"  manifest.json  sha256 {report.manifest_sha256}")
+    print(
+        f"  parity: {report.parity_observations} recorded observations + "
+        f"{report.boundary_cases} boundary cases, max |Δa| = {report.max_abs_diff:.3g} "
+        f"({100 * report.worst_ratio:.2g} % of the allowed 1e-5 + 1e-3·|a|)"
+        + (f", {report.argmax_ties} arg-max ties" if report.argmax_ties else "")
+    )
+    seeds = ", ".join(str(int(row["seed"])) for row in report.closed_loop)
+    print(
+        f"  closed loop: {report.closed_loop_matches}/{len(report.closed_loop)} episodes with "
+        f"the model's outcome (seeds {seeds or 'none'})"
+    )
+    for note in report.notes:
+        print(f"note: {note}")
+    if args.json:
+        row = {
+            key: getattr(report, key)
+            for key in (
+                "onnx_sha256",
+                "manifest_sha256",
+                "parity_observations",
+                "boundary_cases",
+                "max_abs_diff",
+                "worst_ratio",
+            )
+        }
+        print(json.dumps({"bundle": str(report.bundle_dir), **row}, sort_keys=True))
     return 0
 
 

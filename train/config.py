@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from robocell.agents.algos import (
     CUSTOM_POLICY_ALGOS,
     POLICIES,
@@ -23,8 +21,8 @@ from robocell.agents.algos import (
 )
 from robocell.errors import RobocellError
 from robocell.schema import SchemaError, parse, to_dict
-from robocell.train.improve_config import ImproveConfig
-from robocell.util import canonical_json, load_yaml, sha256_bytes
+from robocell.train.improve.config import ImproveConfig
+from robocell.util import canonical_json, load_yaml, parse_yaml_text, sha256_bytes
 
 # PyYAML follows YAML 1.1, where ``3e-4`` (no dot) is a string; people write it as a number.
 _EXPONENT_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
@@ -171,6 +169,11 @@ class RunConfig:
         check_policy_kwargs(self.policy_kwargs)
 
     @property
+    def cpus_per_run(self) -> int:
+        """CPUs a run keeps busy: one per env process with ``subproc``, else one."""
+        return self.n_envs if self.vec_env == "subproc" else 1
+
+    @property
     def gamma(self) -> float:
         """The discount factor (the algorithm's default when not set)."""
         return float(self.hyperparams.get("gamma", 0.99))
@@ -192,9 +195,9 @@ def _check_env_id(env_id: str) -> None:
 
 
 def _check_has_baseline(env_id: str) -> None:
-    from robocell.envs.baselines import BASELINES
+    from robocell.envs import CELLS
 
-    if env_id not in BASELINES:
+    if env_id not in CELLS:
         raise SchemaError("pretrain", f"{env_id} has no scripted controller to learn from")
 
 
@@ -232,10 +235,7 @@ def parse_override(item: str) -> tuple[str, Any]:
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
         raise RobocellError(f"--set {item!r}: expected KEY=VALUE, e.g. hyperparams.gamma=0.98")
-    try:
-        value = yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
-        raise RobocellError(f"--set {item!r}: the value is not valid YAML") from None
+    value = parse_yaml_text(text, f"--set {item!r}") if text.strip() else ""
     return key.strip(), _numbers(value)
 
 

@@ -8,13 +8,17 @@ rollout in robocell.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from robocell.envs.rollout import Policy, run_episode
 from robocell.eval.stats import bootstrap_ci
-from robocell.train.normalizer import NormalizerStats
+from robocell.normalizer import NormalizerStats
+
+if TYPE_CHECKING:
+    from robocell.train.rundir import LoadedRun
 
 # Fixed bootstrap seed: the same episodes always give the same interval.
 BOOTSTRAP_SEED = 0
@@ -64,6 +68,27 @@ def run_episodes(
             break
         episodes.append(run_episode(env, policy, seed))
     return episodes
+
+
+def evaluate_run(
+    run_dir: str | Path, checkpoint: str | Path, first_seed: int, episodes: int
+) -> tuple[LoadedRun, list[dict[str, float]]]:
+    """A run's model (``best``, ``last`` or a checkpoint zip) played on consecutive seeds.
+
+    The episodes of ``robocell eval``: the run's own cell and env kwargs, the deterministic
+    action, seeds ``first_seed … first_seed + episodes − 1``.
+    """
+    from robocell.envs.make import make_cell
+    from robocell.envs.rollout import episode_seeds
+    from robocell.train.rundir import load_run
+
+    run = load_run(run_dir, checkpoint)
+    env = make_cell(run.config.env_id, run.config.env_kwargs)
+    try:
+        policy = model_policy(run.model, run.normalizer)
+        return run, run_episodes(env, policy, episode_seeds(first_seed, episodes))
+    finally:
+        env.close()
 
 
 def episode_return(metrics: dict[str, float]) -> float:

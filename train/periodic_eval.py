@@ -36,20 +36,23 @@ class PeriodicEvaluator:
         state: RunState,
         should_stop: Callable[[], bool],
         clock_s: Callable[[], float],
+        on_row: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.config, self.paths, self.model, self.venv = config, paths, model, venv
         self.state = state
         self.should_stop = should_stop
         self.clock_s = clock_s
+        self.on_row = on_row
         self.last_eval_step = -1
         self._env: Any = None
 
     def evaluate(self) -> bool:
         """Run one evaluation (abandoned if a stop is requested); always lets training go on."""
-        from robocell.train.envs import make_env
+        from robocell.envs.make import make_cell
 
         if self._env is None:
-            self._env = make_env(self.config, render=self.config.eval_video)
+            render_mode = "rgb_array" if self.config.eval_video else None
+            self._env = make_cell(self.config.env_id, self.config.env_kwargs, render_mode)
         started = time.monotonic()
         stats = normalizer_of(self.venv)
         policy = model_policy(self.model, stats if stats.obs is not None else None)
@@ -65,6 +68,8 @@ class PeriodicEvaluator:
         if recorder is not None and recorder.frames:
             self._save_video(recorder.frames)
         append_metrics(self.paths, row)
+        if self.on_row is not None:
+            self.on_row(row)
         return True
 
     def close(self) -> None:

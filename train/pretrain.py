@@ -3,7 +3,7 @@
 Before reinforcement learning starts, a run with a ``pretrain`` section:
 
 1. plays ``episodes`` episodes of the cell's scripted controller
-   (:mod:`robocell.envs.baselines`, which sees only the observation) and feeds their
+   (:func:`robocell.envs.make.make_controller`, which sees only the observation) and feeds their
    observations (and returns) to the normalisers, as if the training envs had seen them;
 2. fits the policy's deterministic action to the controller's actions (mean squared error;
    for a Discrete action the cross-entropy of the controller's action, or with
@@ -136,13 +136,12 @@ def _tensor(data: Any) -> Any:
 
 def collect_demonstrations(config: RunConfig) -> Demonstrations:
     """The scripted controller's own episodes on the pretraining seeds."""
-    from robocell.envs.baselines import make_baseline
-    from robocell.train.envs import make_env
+    from robocell.envs.make import make_cell, make_controller
 
     spec = _spec(config)
-    env = make_env(config)
+    env = make_cell(config.env_id, config.env_kwargs)
     try:
-        controller = make_baseline(config.env_id, env.unwrapped)
+        controller = make_controller(config.env_id, env.unwrapped)
         return play(env, controller, controller, _seeds(spec, -1))
     finally:
         env.close()
@@ -164,15 +163,14 @@ def _seeds(spec: PretrainConfig, dagger_round: int) -> list[int]:
 
 def warm_start(config: RunConfig, model: Any, venv: Any) -> dict[str, float]:
     """Imitate the scripted controller (with DAgger rounds); returns the last fit's losses."""
-    from robocell.envs.baselines import make_baseline
-    from robocell.train.envs import make_env
+    from robocell.envs.make import make_cell, make_controller
     from robocell.train.evaluate import model_policy
     from robocell.train.resume import normalizer_of
 
     spec = _spec(config)
-    env = make_env(config)
+    env = make_cell(config.env_id, config.env_kwargs)
     try:
-        controller = make_baseline(config.env_id, env.unwrapped)
+        controller = make_controller(config.env_id, env.unwrapped)
         parts = [play(env, controller, controller, _seeds(spec, -1))]
         losses = _fit_all(config, model, venv, parts)
         for dagger_round in range(spec.dagger_rounds):

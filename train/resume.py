@@ -6,20 +6,28 @@ evaluation score so far, wall-clock time) and, for off-policy algorithms,
 ``step_N.replay_buffer.pkl``. Each file is written to a temporary name and renamed;
 ``latest.json`` is renamed into place last, so ``kill -9`` at any moment leaves the previous
 complete checkpoint in charge. Resuming loses at most one checkpoint interval.
+
+A checkpoint damaged after it was written (a truncated or corrupted file: a full disk, a bad
+copy) is detected on resume and the one before it is used instead, with a warning: the
+model zip's CRCs are checked before it is loaded, and a file that fails to load counts as
+damaged. Only the run's own files are ever loaded.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
+import sys
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from robocell.agents.algos import OFF_POLICY, algo_class
 from robocell.errors import RobocellError
+from robocell.normalizer import NormalizerStats, RunningStats
 from robocell.train.config import RunConfig
-from robocell.train.normalizer import NormalizerStats, RunningStats
 from robocell.train.rundir import (
     RunPaths,
     checkpoint_name,
@@ -113,13 +121,50 @@ def _prune(paths: RunPaths, keep: int) -> None:
 
 
 # ---------------------------------------------------------------------- loading
+# What loading a damaged checkpoint file raises (SB3 zips, pickled replay buffers, JSON).
+_DAMAGED = (
+    RobocellError, zipfile.BadZipFile, EOFError, pickle.UnpicklingError, OSError, ValueError,
+    KeyError, RuntimeError,
+)  # fmt: skip
+
+
 def load_checkpoint(config: RunConfig, paths: RunPaths, venv: Any) -> tuple[Any, RunState]:
-    """The model of the latest checkpoint on ``venv``, with normalisers and buffer restored."""
-    model_zip = latest_checkpoint(paths.root)
-    if model_zip is None:
+    """The model of the newest intact checkpoint on ``venv``, normalisers and buffer restored.
+
+    A damaged checkpoint is skipped with a warning on stderr; ``latest.json`` then names the
+    one used, and the files after it are discarded (the resumed run writes those steps again).
+    """
+    candidates = checkpoint_candidates(paths)
+    if not candidates:
         raise RobocellError(f"{paths.root}: no checkpoint to resume from yet (start it again)")
+    for model_zip in candidates:
+        try:
+            model, state = _load(config, venv, model_zip)
+        except _DAMAGED as exc:
+            print(f"warning: checkpoint {model_zip.name} is damaged ({exc}); trying the one "
+                  "before it", file=sys.stderr)  # fmt: skip
+            continue
+        _discard_after(paths, state.timesteps)
+        write_latest(paths, model_zip, state.timesteps)
+        return model, state
+    raise RobocellError(f"{paths.checkpoints}: every checkpoint is damaged; start the run again")
+
+
+def checkpoint_candidates(paths: RunPaths) -> list[Path]:
+    """Checkpoints to try, newest first: the one ``latest.json`` names, then older ones."""
+    try:
+        latest = latest_checkpoint(paths.root)
+    except RobocellError:
+        latest = None  # a damaged latest.json: every checkpoint on disk is a candidate
+    zips = sorted(paths.checkpoints.glob("step_*.zip"), reverse=True)
+    if latest is not None:
+        zips = [latest] + [z for z in zips if z.name < latest.name]
+    return zips
+
+
+def _load(config: RunConfig, venv: Any, model_zip: Path) -> tuple[Any, RunState]:
     state = RunState.from_json(companion(model_zip, ".state.json"))
-    _discard_after(paths, state.timesteps)
+    _check_zip(model_zip)
     _restore_normalizer(venv, companion(model_zip, ".normalizer.json"), state)
     model = algo_class(config.algo).load(str(model_zip), env=venv, device=config.device)
     buffer = companion(model_zip, ".replay_buffer.pkl")
@@ -128,6 +173,20 @@ def load_checkpoint(config: RunConfig, paths: RunPaths, venv: Any) -> tuple[Any,
             raise RobocellError(f"{buffer}: missing; the replay buffer is needed to resume")
         model.load_replay_buffer(str(buffer))
     return model, state
+
+
+def _check_zip(model_zip: Path) -> None:
+    """The SB3 archive's members and CRCs, read without loading anything.
+
+    A cut SB3 zip may still open as a zip: the torch file inside it is a zip of its own, whose
+    end record the reader then finds; it has no ``data`` member.
+    """
+    with zipfile.ZipFile(model_zip) as archive:
+        if "data" not in archive.namelist():
+            raise RobocellError(f"{model_zip.name}: not a whole SB3 model archive (no data)")
+        bad = archive.testzip()
+    if bad is not None:
+        raise RobocellError(f"{model_zip.name}: member {bad} is corrupted")
 
 
 def _discard_after(paths: RunPaths, timesteps: int) -> None:

@@ -13,6 +13,7 @@ Layout::
     RUN_DIR/normalizer.json      latest normaliser statistics
     RUN_DIR/metrics.jsonl        one JSON line per evaluation
     RUN_DIR/videos/              evaluation rollouts as GIFs (when ``eval_video`` is on)
+    RUN_DIR/.lock                held (flock) by the process training the run; holds its pid
 
 Every file is written atomically; ``latest.json`` is written last, so a run killed at any
 moment (even ``kill -9``) points at a complete checkpoint. Pickles (SB3 zips, replay buffers)
@@ -21,8 +22,11 @@ are only ever loaded from the run's own directory.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +34,9 @@ from typing import Any
 import yaml
 
 from robocell.errors import RobocellError
+from robocell.normalizer import NormalizerStats
 from robocell.schema import SchemaError, to_dict
 from robocell.train.config import RunConfig, config_digest, config_from_dict
-from robocell.train.normalizer import NormalizerStats
 from robocell.util import atomic_write_json, atomic_write_text, load_yaml
 
 
@@ -87,6 +91,11 @@ class RunPaths:
         """Evaluation rollouts."""
         return self.root / "videos"
 
+    @property
+    def lock(self) -> Path:
+        """Held by the process that trains the run."""
+        return self.root / ".lock"
+
 
 def checkpoint_name(timesteps: int) -> str:
     """File stem of the checkpoint at ``timesteps`` (zero-padded, so names sort by step)."""
@@ -110,6 +119,54 @@ def create_run_dir(root: str | Path, config: RunConfig, command: str) -> RunPath
     atomic_write_text(paths.config, yaml.safe_dump(to_dict(config), sort_keys=False))
     append_command(paths, command)
     return paths
+
+
+@contextmanager
+def run_lock(paths: RunPaths) -> Iterator[None]:
+    """Hold the run's lock while training it: a second process on the run is refused.
+
+    An ``flock`` on ``RUN_DIR/.lock``: the kernel drops it when the holder exits, even on
+    ``kill -9``, so a crashed run never stays locked.
+    """
+    handle = open(paths.lock, "a+")  # noqa: SIM115  (held open for the whole session)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RobocellError(
+            f"{paths.root}: the run is being trained by process {holder}; wait for it to "
+            "finish or stop it, then resume"
+        ) from None
+    try:
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the flock
+
+
+def open_setup_dir(root: Path, record: str, setup: dict[str, Any], option: str) -> None:
+    """Start a directory of several runs (a seed group, a sweep) or continue one.
+
+    A new directory gets ``record`` (JSON) holding ``setup``; an existing one must hold the same
+    setup, else the error names what changed and the ``option`` that picks another directory.
+    """
+    path = root / record
+    if path.exists():
+        old = json.loads(path.read_text())
+        changed = sorted(key for key, value in setup.items() if old.get(key) != value)
+        if changed:
+            raise RobocellError(
+                f"{root}: was started with other {', '.join(changed)}; "
+                f"continue it with the same command, or give another {option}"
+            )
+        return
+    if root.exists() and any(root.iterdir()):
+        raise RobocellError(f"{root}: exists, is not empty and holds no {record}")
+    atomic_write_json(path, setup)
 
 
 def append_command(paths: RunPaths, command: str) -> None:
@@ -169,6 +226,17 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     if not path.exists():
         raise RobocellError(f"{paths.latest}: names {name}, which is missing")
     return path
+
+
+def latest_steps(run_dir: str | Path) -> int | None:
+    """Timesteps of the newest complete checkpoint, or None before the first one."""
+    paths = RunPaths(Path(run_dir))
+    if latest_checkpoint(run_dir) is None:
+        return None
+    try:
+        return int(json.loads(paths.latest.read_text())["timesteps"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise RobocellError(f"{paths.latest}: not a checkpoint record") from None
 
 
 # ---------------------------------------------------------------------- loading

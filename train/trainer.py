@@ -9,9 +9,12 @@ or SIGTERM stop training after the current step, save a checkpoint and return wi
 from __future__ import annotations
 
 import contextlib
+import json
+import shutil
 import signal
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +24,17 @@ from robocell.errors import RobocellError
 from robocell.train.config import RunConfig
 from robocell.train.periodic_eval import PeriodicEvaluator
 from robocell.train.resume import RunState, load_checkpoint, save_checkpoint
-from robocell.train.rundir import RunPaths, append_command, create_run_dir, read_config
+from robocell.train.rundir import (
+    RunPaths,
+    append_command,
+    create_run_dir,
+    latest_steps,
+    read_config,
+    run_lock,
+)
+
+EvaluationHook = Callable[[dict[str, Any]], None]
+"""Called with each periodic evaluation's ``metrics.jsonl`` row (sweeps report it to Tune)."""
 
 
 @dataclass
@@ -45,29 +58,85 @@ def default_run_dir(config: RunConfig, runs_root: str | Path = "runs") -> Path:
 
 
 def start_run(
-    config: RunConfig, run_dir: str | Path, command: str, progress: bool = True
+    config: RunConfig,
+    run_dir: str | Path,
+    command: str,
+    progress: bool = True,
+    on_evaluation: EvaluationHook | None = None,
 ) -> TrainResult:
     """Create ``run_dir`` for ``config`` and train it to ``total_timesteps``."""
     paths = create_run_dir(run_dir, config, command)
-    return Trainer(config, paths, resume=False, progress=progress).run()
+    with run_lock(paths):
+        return Trainer(config, paths, False, progress, on_evaluation).run()
 
 
-def resume_run(run_dir: str | Path, command: str, progress: bool = True) -> TrainResult:
-    """Continue the run in ``run_dir`` from its latest checkpoint."""
+def resume_run(
+    run_dir: str | Path,
+    command: str,
+    progress: bool = True,
+    on_evaluation: EvaluationHook | None = None,
+) -> TrainResult:
+    """Continue the run in ``run_dir`` from its latest checkpoint; refused while another
+    process trains it."""
     config = read_config(run_dir)
     paths = RunPaths(Path(run_dir))
-    append_command(paths, command)
-    return Trainer(config, paths, resume=True, progress=progress).run()
+    with run_lock(paths):
+        append_command(paths, command)
+        return Trainer(config, paths, True, progress, on_evaluation).run()
+
+
+def train_or_resume(
+    config: RunConfig,
+    run_dir: str | Path,
+    command: str,
+    on_evaluation: EvaluationHook | None = None,
+) -> TrainResult:
+    """Train ``config`` in ``run_dir`` to the end, picking up whatever an earlier try left.
+
+    The job of a seed, a sweep trial or a retried task: a finished run is left as it is, a run
+    with a checkpoint is resumed, a run killed before its first checkpoint starts again. A run
+    directory holding another config is refused.
+    """
+    from robocell.train.config import config_digest
+
+    paths = RunPaths(Path(run_dir))
+    if not paths.config.exists():
+        return start_run(config, run_dir, command, False, on_evaluation)
+    if config_digest(read_config(run_dir)) != config_digest(config):
+        raise RobocellError(f"{run_dir}: holds a run of another config; choose another directory")
+    steps = latest_steps(run_dir)
+    if steps is None:
+        shutil.rmtree(paths.root)  # nothing resumable yet: at most one checkpoint interval lost
+        return start_run(config, run_dir, command, False, on_evaluation)
+    if steps >= config.total_timesteps:
+        return TrainResult(paths.root, steps, 0.0, False, _best_score(paths))
+    return resume_run(run_dir, command, False, on_evaluation)
+
+
+def _best_score(paths: RunPaths) -> list[float] | None:
+    score = paths.best / "score.json"
+    if not score.exists():
+        return None
+    data = json.loads(score.read_text())
+    return [data["success_rate"], data["mean_return"]]
 
 
 class Trainer:
     """Owns one training session of a run (a fresh start or a resume)."""
 
-    def __init__(self, config: RunConfig, paths: RunPaths, resume: bool, progress: bool) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        paths: RunPaths,
+        resume: bool,
+        progress: bool,
+        on_evaluation: EvaluationHook | None = None,
+    ) -> None:
         self.config = config
         self.paths = paths
         self.resume = resume
         self.progress = progress
+        self.on_evaluation = on_evaluation
         self.stop_requested = False
         self.venv: Any = None
         self.model: Any = None
@@ -77,7 +146,7 @@ class Trainer:
 
     def run(self) -> TrainResult:
         """Train until ``total_timesteps`` or a stop signal; always leave a checkpoint."""
-        from robocell.train.envs import make_vec_env
+        from robocell.train.vec_env import make_vec_env
 
         self.venv = make_vec_env(self.config)
         evaluator = None
@@ -85,7 +154,7 @@ class Trainer:
             self._setup_model()
             evaluator = PeriodicEvaluator(self.config, self.paths, self.model, self.venv,
                                           self.state, lambda: self.stop_requested,
-                                          self._wall_s)  # fmt: skip
+                                          self._wall_s, self.on_evaluation)  # fmt: skip
             with self._stop_on_signals():
                 if self._clones_demonstrations():
                     self._warm_start(evaluator)
@@ -172,6 +241,10 @@ class Trainer:
 
     @contextlib.contextmanager
     def _stop_on_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # e.g. a Ray Tune trial: only the main thread may install handlers
+            return
+
         def request_stop(signum: int, frame: Any) -> None:
             self.stop_requested = True
             # A second Ctrl-C interrupts at once (the checkpoint of the first is lost).
@@ -189,73 +262,3 @@ def check_resumable(run_dir: str | Path) -> None:
     """Raise RobocellError unless ``run_dir`` is a run directory."""
     if not RunPaths(Path(run_dir)).config.exists():
         raise RobocellError(f"{run_dir}: not a run directory (no config.yaml)")
-
-
-# ---------------------------------------------------------------------- warm start
-# Added for the champion/challenger loop (robocell.train.improve): a new run whose model
-# starts from a trained model's parameters and normaliser statistics.
-from robocell.train.normalizer import NormalizerStats, RunningStats  # noqa: E402
-
-
-def start_run_from(
-    config: RunConfig,
-    run_dir: str | Path,
-    command: str,
-    parent_model_zip: str | Path,
-    parent_normalizer: NormalizerStats | None,
-    parent_reward_stats: dict[str, Any] | None = None,
-    progress: bool = True,
-) -> TrainResult:
-    """Create ``run_dir`` and train ``config.total_timesteps`` steps starting from a parent.
-
-    The policy and optimiser state come from ``parent_model_zip`` (its architecture must match
-    the config's), the observation statistics from ``parent_normalizer`` and the reward
-    normaliser's from ``parent_reward_stats`` (:meth:`RunningStats.to_dict` form); the step
-    counter starts at 0. The new run is an ordinary run directory (``--resume`` works).
-    """
-    paths = create_run_dir(run_dir, config, command)
-    trainer = WarmStartTrainer(config, paths, progress, Path(parent_model_zip),
-                               parent_normalizer, parent_reward_stats)  # fmt: skip
-    return trainer.run()
-
-
-class WarmStartTrainer(Trainer):
-    """A fresh-run :class:`Trainer` whose model starts from a trained model's parameters."""
-
-    def __init__(
-        self,
-        config: RunConfig,
-        paths: RunPaths,
-        progress: bool,
-        parent_model_zip: Path,
-        parent_normalizer: NormalizerStats | None,
-        parent_reward_stats: dict[str, Any] | None,
-    ) -> None:
-        super().__init__(config, paths, resume=False, progress=progress)
-        self.parent_model_zip = parent_model_zip
-        self.parent_normalizer = parent_normalizer
-        self.parent_reward_stats = parent_reward_stats
-
-    def _setup_model(self) -> None:
-        super()._setup_model()
-        try:
-            self.model.set_parameters(str(self.parent_model_zip), exact_match=True,
-                                      device=self.config.device)  # fmt: skip
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise RobocellError(f"{self.parent_model_zip}: cannot start from these weights "
-                                f"({exc})") from None  # fmt: skip
-        self._copy_statistics()
-
-    def _clones_demonstrations(self) -> bool:
-        return False  # the parent's weights are the starting point, not the demonstrations
-
-    def _copy_statistics(self) -> None:
-        from stable_baselines3.common.vec_env import VecNormalize
-
-        if not isinstance(self.venv, VecNormalize):
-            return
-        if self.parent_normalizer is not None:
-            self.parent_normalizer.copy_into(self.venv)
-        if self.venv.norm_reward and self.parent_reward_stats is not None:
-            stats = RunningStats.from_dict(self.parent_reward_stats, "parent reward statistics")
-            stats.copy_into(self.venv.ret_rms)

@@ -1,0 +1,133 @@
+"""The assembly cell: ``robocell/PegInsert-v0``."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from robocell.envs.core import CellEnv
+from robocell.envs.peg.ft_sensor import FTSensorSpec
+from robocell.envs.peg.impedance import ImpedanceGains
+from robocell.envs.peg.task import OBSERVATION_FIELDS, PEG, PegInsertTask
+from robocell.envs.robot import KukaIiwa
+from robocell.envs.sim import Sim
+
+__all__ = ["OBSERVATION_FIELDS", "PegInsertEnv", "PegInsertTask"]
+
+
+class PegInsertEnv(CellEnv):
+    """Insert a peg into a chamfered hole whose position is known only to ±4 mm.
+
+    ## Description
+    A KUKA LBR iiwa 14 holds a 20 × 20 × 100 mm steel peg (0.31 kg) as a rigid part of the
+    tool. A fixture block (100 × 100 × 120 mm) has a square blind hole 30 mm deep with
+    ``clearance_mm`` per side and a 45° chamfer of ``chamfer_mm`` at its mouth, all exact
+    boxes. The block stands at a random pose (±50 mm around x = 0.6 m, y = 0, yaw ±30°); the
+    policy is told a nominal hole position that is off by up to ±``position_error_mm`` in x
+    and y (the height and yaw are exact), so it must find the hole by touch. The arm is
+    compliant: a Cartesian impedance controller (joint torques Jᵀ·F + gravity and Coriolis
+    compensation + a null-space posture term, at the 240 Hz physics rate) pulls the peg tip
+    towards a set-point with stiffness K, so pressing the set-point 2 mm into the fixture
+    gives 2 mm × K (4 N at the default 2000 N/m), not a motor-saturated spike. The peg's tip
+    link has no collision shape and the set-point limits keep the peg over the block, so the
+    arm's own links stay ≥ 70 mm above the fixture: no collision filtering is needed.
+
+    ## Action Space
+    ``Box(-1, 1, (3,), float32)``: displacement of the impedance set-point in the nominal
+    hole frame (x, y, z up), ×1 mm per 0.05 s step (at most 20 mm/s). The set-point stays
+    within ±30 mm (x, y) and −45…+60 mm (z) of the nominal hole mouth and at most 30 mm from
+    the peg tip (so the spring can push at most K × 30 mm = 60 N). The peg's orientation is
+    held pointing down, square to the hole.
+
+    ## Observation Space
+    ``Box(16,) float32``, fields in ``OBSERVATION_FIELDS`` (name, unit, bounds), all in
+    the nominal hole frame: peg tip position relative to the nominal hole mouth (3, mm), tip
+    velocity (3, mm/s), contact force on the peg (3, N) and moment about the sensor (3, N·m)
+    from the zeroed wrist sensor (mean of the control period's samples, noise σ 0.1 N and
+    0.003 N·m per sample), set-point minus tip (3, mm: the spring's deflection) and the
+    elapsed fraction of the 15 s time limit.
+
+    ## Rewards
+    Per step, summed; each term is in ``info["reward/<name>"]``. Approach, alignment and
+    depth are potential differences Φ(now) − Φ(before) (true hole frame, d = peg tip to
+    hole mouth, r = tip to hole axis), so their episode sums depend only on where the peg
+    started and ended — no reward for dawdling:
+    - ``approach``: Φ = −tanh(d / 20 mm), d measured to the mouth (0 once inside the
+      hole); per episode −1 … +1.
+    - ``alignment``: Φ = −tanh(r / 2 mm); per episode −1 … +1.
+    - ``depth``: Φ = 2 · min(depth, 25 mm) / 25 mm; per episode 0 … +2.
+    - ``force_excess``: −0.2 · clip((F − 25 N) / 25 N, 0, 1) per step with F the step's peak
+      contact force and the default 50 N limit, and −10 on the step that damages the part
+      (−10.2 … 0).
+    - ``success``: +10 once, on the step the peg reaches 25 mm depth undamaged.
+    - ``energy``: −λ · electrical energy of the step (J); λ = ``energy_weight``, default
+      0.005 J⁻¹. Holding the arm costs 37–41 W (20 W standby + copper loss): ≈ −0.01 per
+      step.
+
+    ## Starting State
+    Hole pose and nominal error are drawn uniformly; the peg tip starts 20–30 mm above the
+    nominal hole mouth, up to ±10 mm off in x and y, at rest, the sensor tared.
+
+    ## Episode End
+    Terminated when the peg tip is ≥ 25 mm deep (success) or the contact force has exceeded
+    ``force_limit_n`` (damaged part). Truncated at 300 steps (15 s) or on a physics fault.
+    ``episode_metrics`` adds insertion depth and its maximum (mm), peak contact force (N),
+    damaged flag, time to insert (s; the time limit when not inserted), the final
+    lateral error of the tip from the true hole axis (mm), and the episode's conditions:
+    ``position_error_mm`` (horizontal distance between the nominal and the true hole, mm; at
+    most √2 · ``position_error_mm`` of the kwargs) and ``clearance_mm`` (per side, mm).
+
+    ## Arguments
+    ``energy_weight`` (λ, J⁻¹), ``clearance_mm`` (per side, > 0, default 0.5),
+    ``chamfer_mm`` (0 ≤ c < 5, default 2), ``position_error_mm`` (default 4),
+    ``force_limit_n`` (default 50), ``stiffness_n_m`` (2000), ``damping_n_s_m`` (200),
+    ``rot_stiffness_nm_rad`` (100, < 120 for stability), ``rot_damping_nms_rad`` (2),
+    ``force_noise_n`` (0.1), ``torque_noise_nm`` (0.003), ``render_mode``.
+
+    ## Version History
+    - v0: initial release.
+    """
+
+    observation_fields = OBSERVATION_FIELDS
+    action_fields: ClassVar[list[dict[str, Any]]] = [
+        {"name": f"setpoint_step_{axis}", "unit": "mm", "low": -1.0, "high": 1.0, "scale": 1.0}
+        for axis in "xyz"
+    ]
+
+    def __init__(
+        self,
+        energy_weight: float = 0.005,
+        clearance_mm: float = 0.5,
+        chamfer_mm: float = 2.0,
+        position_error_mm: float = 4.0,
+        force_limit_n: float = 50.0,
+        stiffness_n_m: float = 2000.0,
+        damping_n_s_m: float = 200.0,
+        rot_stiffness_nm_rad: float = 100.0,
+        rot_damping_nms_rad: float = 2.0,
+        force_noise_n: float = 0.1,
+        torque_noise_nm: float = 0.003,
+        render_mode: str | None = None,
+    ) -> None:
+        gains = ImpedanceGains(
+            stiffness_n_m, damping_n_s_m, rot_stiffness_nm_rad, rot_damping_nms_rad
+        )
+        gains.validate()
+        sensor = FTSensorSpec(force_noise_n, torque_noise_nm)
+        sensor.validate()
+        sim = Sim()
+        robot = KukaIiwa(sim, PEG)
+        try:
+            task = PegInsertTask(
+                sim,
+                robot,
+                clearance_mm,
+                chamfer_mm,
+                position_error_mm,
+                force_limit_n,
+                gains,
+                sensor,
+            )
+            super().__init__(sim, robot, task, energy_weight, render_mode)
+        except ValueError:
+            sim.close()  # a rejected argument must not leak the physics client
+            raise

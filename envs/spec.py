@@ -1,0 +1,29 @@
+"""What registers a cell: its id, entry point, episode length and scripted controller.
+
+Each cell's folder defines its ``CELL``; :mod:`robocell.envs` registers them all in one place.
+This module imports nothing heavy, so ``import robocell`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class CellSpec(NamedTuple):
+    """One registered cell.
+
+    Attributes:
+        env_id: Gymnasium id, ``robocell/<Name>-v<N>``.
+        entry_point: ``module:Class`` of the env.
+        max_episode_steps: the cell's time limit in env steps.
+        reward_threshold: return of a solved episode (Gymnasium's ``reward_threshold``).
+        summary: one line for ``robocell envs``.
+        controller: ``module:Class`` of the scripted controller (built with the env).
+    """
+
+    env_id: str
+    entry_point: str
+    max_episode_steps: int
+    reward_threshold: float
+    summary: str
+    controller: str

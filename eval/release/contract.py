@@ -1,0 +1,169 @@
+"""The contract a payment release is checked against: one milestone, its price and its proof.
+
+A contract is a YAML file (``configs/contracts/example.yaml``) parsed by :func:`load_contract`
+into :class:`Contract`. It fixes what a certificate must show before money moves: the
+benchmark spec (by digest), the seed commitment published before delivery, and the
+certifier's public key (a path, pinned by its fingerprint so a swapped key file is caught).
+The amount is a :class:`~decimal.Decimal` written as a string in YAML — a YAML float is
+refused, because a float has already lost cents (``0.1 + 0.2``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import yaml
+
+from robocell.errors import RobocellError
+from robocell.eval.release.currency import decimal_places, minor_units
+from robocell.schema import SchemaError, parse, to_dict
+from robocell.util import atomic_write_text, canonical_json, load_yaml, sha256_bytes
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_PLAIN_AMOUNT = re.compile(r"[0-9]+(\.[0-9]+)?")
+#: A year: a longer dispute window is almost certainly hours typed as minutes or seconds.
+MAX_DISPUTE_WINDOW_HOURS = 24.0 * 366
+
+
+@dataclass
+class Party:
+    """A buyer or supplier."""
+
+    name: str
+    """Legal name, as it appears on the payment instruction."""
+    account: str
+    """Where money comes from or goes to (an IBAN, an internal account id); opaque here."""
+
+
+@dataclass
+class CertifierKey:
+    """The certifier's Ed25519 public key: where it is and which key it must be."""
+
+    public_key: str
+    """Path of the public key file; a relative path is relative to the contract file."""
+    fingerprint: str
+    """sha256 hex of the raw 32-byte key (``robocell.eval.keys.public_key_fingerprint``)."""
+
+
+@dataclass
+class Contract:
+    """One milestone of a supply contract: who pays whom, how much, for which proof."""
+
+    contract_id: str
+    """Contract reference; letters, digits, ``.``, ``_``, ``-``."""
+    milestone_id: str
+    """Milestone within the contract; at most one release per (contract_id, milestone_id)."""
+    buyer: Party
+    """The payer."""
+    supplier: Party
+    """The payee."""
+    amount: Decimal
+    """Price of the milestone, a decimal string such as ``"12500.00"`` (never a YAML float)."""
+    currency: str
+    """ISO 4217 code, e.g. ``EUR``; the amount has at most as many decimals as its minor unit."""
+    benchmark_spec_digest: str
+    """sha256 of the benchmark spec the certificate must have been run on."""
+    seed_commitment: str | list[str]
+    """sha256 commitment to the master seed, published before the bundle was delivered; or a
+    list of them, one per certification attempt (see :attr:`seed_commitments`)."""
+    certifier: CertifierKey
+    """The key the certificate must be signed with."""
+    dispute_window_hours: float
+    """Hours between certification and release in which the buyer may dispute; 0 = at once."""
+    description: str = ""
+    """Free text for people; not used by any check."""
+    extra: dict[str, str] = field(default_factory=dict)
+    """Free-form string annotations (purchase order number, ...), copied to the instruction."""
+
+    @property
+    def seed_commitments(self) -> list[str]:
+        """Every committed seed. Each certificate reveals its seed, so each attempt (a first
+        certification, a re-certification after a FAILED one) needs a seed of its own."""
+        if isinstance(self.seed_commitment, str):
+            return [self.seed_commitment]
+        return list(self.seed_commitment)
+
+    def validate(self) -> None:
+        """Ids, parties, currency, amount, digests and window must be well formed."""
+        # Nested parts are checked here so that messages carry the full dotted path.
+        for name in ("contract_id", "milestone_id"):
+            if not _ID.fullmatch(getattr(self, name)):
+                raise SchemaError(name, "use 1-128 letters, digits, '.', '_' or '-'")
+        for party in ("buyer", "supplier"):
+            for name in ("name", "account"):
+                if not getattr(getattr(self, party), name).strip():
+                    raise SchemaError(f"{party}.{name}", "must not be empty")
+        _check_amount(self.amount, self.currency)
+        _check_commitments(self.seed_commitment)
+        digests = {
+            "benchmark_spec_digest": self.benchmark_spec_digest,
+            "certifier.fingerprint": self.certifier.fingerprint,
+        }
+        for name, value in digests.items():
+            if not _HEX64.fullmatch(value):
+                raise SchemaError(name, "must be 64 lowercase hex digits (sha256)")
+        if not 0.0 <= self.dispute_window_hours <= MAX_DISPUTE_WINDOW_HOURS:
+            raise SchemaError(
+                "dispute_window_hours", f"must be within 0..{MAX_DISPUTE_WINDOW_HOURS:g} hours"
+            )
+
+
+def _check_amount(amount: Decimal, currency: str) -> None:
+    try:
+        places = minor_units(currency)
+    except ValueError as exc:
+        raise SchemaError("currency", f"{exc} (e.g. EUR, USD, JPY)") from None
+    text = str(amount)
+    if not _PLAIN_AMOUNT.fullmatch(text):
+        raise SchemaError("amount", f"write a plain positive decimal such as '1250.00', got {text}")
+    if amount <= 0:
+        raise SchemaError("amount", "must be greater than zero")
+    if decimal_places(amount) > places:
+        raise SchemaError(
+            "amount", f"{currency} has {places} decimal places, {text} has {decimal_places(amount)}"
+        )
+
+
+def _check_commitments(value: str | list[str]) -> None:
+    commitments = [value] if isinstance(value, str) else value
+    if not commitments:
+        raise SchemaError("seed_commitment", "needs at least one commitment")
+    for index, commitment in enumerate(commitments):
+        where = "seed_commitment" if isinstance(value, str) else f"seed_commitment[{index}]"
+        if not _HEX64.fullmatch(commitment):
+            raise SchemaError(where, "must be 64 lowercase hex digits (sha256)")
+    if len(set(commitments)) != len(commitments):
+        raise SchemaError("seed_commitment", "lists a commitment twice; one seed per attempt")
+
+
+def load_contract(path: str | Path) -> Contract:
+    """Read and validate a contract YAML; every problem names the file and the field."""
+    path = Path(path)
+    try:
+        return parse(Contract, load_yaml(path))
+    except SchemaError as exc:
+        raise RobocellError(f"{path}: {exc}") from None
+
+
+def contract_digest(contract: Contract) -> str:
+    """sha256 of the contract's canonical JSON: changes whenever any term changes."""
+    return sha256_bytes(canonical_json(to_dict(contract)))
+
+
+def public_key_path(contract: Contract, contract_path: str | Path) -> Path:
+    """The certifier key file, resolved against the contract file's folder."""
+    key_path = Path(contract.certifier.public_key).expanduser()
+    if not key_path.is_absolute():
+        key_path = Path(contract_path).parent / key_path
+    return key_path
+
+
+def write_contract(path: str | Path, contract: Contract, header: str = "") -> None:
+    """Write ``contract`` as YAML (amount as a quoted string), atomically; ``header`` = comments."""
+    lines = "".join(f"# {line}\n" for line in header.splitlines())
+    text = yaml.safe_dump(to_dict(contract), sort_keys=False, allow_unicode=True)
+    atomic_write_text(path, lines + text)

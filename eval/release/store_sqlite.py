@@ -1,0 +1,225 @@
+"""SQLite storage for the release ledger: the embedded default behind :class:`LedgerStore`.
+
+Durability and exclusivity come from SQLite itself: every write runs in ``BEGIN IMMEDIATE``
+(the write lock is taken before anything is read, so two processes never decide on the same
+head), the rollback journal with ``synchronous=FULL`` makes a commit all-or-nothing across a
+crash or power cut, a partial UNIQUE index makes a second RELEASED entry for a milestone
+impossible whatever the code above does, and triggers refuse UPDATE and DELETE.
+
+A file is made a ledger only when it is new or an empty database: an SQLite database that
+holds other tables is refused, never extended.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from robocell.errors import RobocellError
+from robocell.eval.release.events import RECORD_COLUMNS, Event
+from robocell.eval.release.ledger import LEDGER_FORMAT, LedgerConflict
+
+#: Seconds a writer waits for another process's transaction before giving up.
+BUSY_TIMEOUT_S = 60.0
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('CERTIFIED', 'RELEASED', 'REJECTED', 'DISPUTED')),
+    contract_id TEXT NOT NULL,
+    milestone_id TEXT NOT NULL,
+    certificate_sha256 TEXT,
+    recorded_at TEXT NOT NULL,
+    body TEXT NOT NULL,
+    prev_hash TEXT NOT NULL UNIQUE,
+    row_hash TEXT NOT NULL UNIQUE
+);
+CREATE INDEX IF NOT EXISTS events_by_milestone ON events (contract_id, milestone_id, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS one_release_per_milestone
+    ON events (contract_id, milestone_id) WHERE kind = 'RELEASED';
+CREATE TRIGGER IF NOT EXISTS events_append_only_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+"""
+
+
+class SqliteStore:
+    """A ledger in one SQLite file; ``create=False`` refuses a missing file rather than make one."""
+
+    def __init__(self, path: str | Path, create: bool = True) -> None:
+        self.path = Path(path)
+        self.location = str(self.path)
+        if self.path.is_dir():
+            raise RobocellError(f"{self.path}: is a directory; a ledger is a file")
+        if create:
+            self._make_parent()
+            self._conn = self._connect(str(self.path), uri=False)
+            self._create_schema()
+        else:
+            if not self.path.is_file():
+                raise RobocellError(f"{self.path}: no ledger here")
+            # mode=rw, not ro: opening must be able to roll back a journal left by a crash.
+            self._conn = self._connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True)
+        self._check_format()
+
+    def _make_parent(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RobocellError(
+                f"{self.path}: cannot create the ledger's folder ({exc.strerror})"
+            ) from None
+
+    def _connect(self, target: str, uri: bool) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions; every write is an explicit
+        # BEGIN IMMEDIATE ... COMMIT below.
+        try:
+            conn = sqlite3.connect(target, uri=uri, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("PRAGMA synchronous = FULL")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._error(exc) from None
+        return conn
+
+    def _error(self, exc: sqlite3.Error) -> RobocellError:
+        """A one-line error for an SQLite failure on this file."""
+        if isinstance(exc, sqlite3.OperationalError):
+            return RobocellError(
+                f"{self.path}: cannot open or write the ledger ({exc}); check the path and its "
+                "permissions"
+            )
+        return RobocellError(f"{self.path}: not a ledger ({exc})")
+
+    def _create_schema(self) -> None:
+        try:
+            with self._write():
+                tables = self._tables()
+                if "ledger_meta" in tables:
+                    return
+                if tables:
+                    raise RobocellError(
+                        f"{self.path}: an SQLite database with other tables "
+                        f"({', '.join(sorted(tables))}), not a ledger; refusing to add ledger "
+                        "tables to it (choose another --ledger)"
+                    )
+                for statement in _SCHEMA.split(";\n"):
+                    if statement.strip():
+                        self._conn.execute(statement)
+                self._conn.execute(
+                    "INSERT INTO ledger_meta (key, value) VALUES ('format', ?)", (LEDGER_FORMAT,)
+                )
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _tables(self) -> set[str]:
+        rows = self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {row["name"] for row in rows} - {"sqlite_sequence"}
+
+    def _check_format(self) -> None:
+        try:
+            row = self._conn.execute(
+                "SELECT value FROM ledger_meta WHERE key = 'format'"
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        if row is None or row["value"] != LEDGER_FORMAT:
+            found = row["value"] if row else "none"
+            raise RobocellError(f"{self.path}: ledger format {found}, expected {LEDGER_FORMAT}")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        try:
+            yield self._conn
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[_SqliteTransaction]:
+        """One exclusive write transaction; an exception rolls every insert back."""
+        with self._write() as conn:
+            yield _SqliteTransaction(conn)
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every row as a dict of column values, by sequence number."""
+        return _records(self._conn)
+
+    def history(self, contract_id: str, milestone_id: str) -> list[Event]:
+        """One milestone's entries, by sequence number."""
+        return _history(self._conn, contract_id, milestone_id)
+
+    def issued_count(self) -> int:
+        """The AUTOINCREMENT high-water mark: survives deletion of the last rows."""
+        return _issued_count(self._conn)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+
+class _SqliteTransaction:
+    """The view a decision gets inside ``BEGIN IMMEDIATE``."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def head(self) -> Event | None:
+        row = self._conn.execute(
+            f"SELECT {', '.join(RECORD_COLUMNS)} FROM events ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return Event.from_record(dict(row)) if row else None
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        return _records(self._conn)
+
+    def issued_count(self) -> int:
+        return _issued_count(self._conn)
+
+    def history(self, contract_id: str, milestone_id: str) -> list[Event]:
+        return _history(self._conn, contract_id, milestone_id)
+
+    def insert(self, event: Event) -> None:
+        record = event.to_record()
+        placeholders = ", ".join(f":{name}" for name in RECORD_COLUMNS)
+        try:
+            self._conn.execute(
+                f"INSERT INTO events ({', '.join(RECORD_COLUMNS)}) VALUES ({placeholders})", record
+            )
+        except sqlite3.IntegrityError as exc:
+            raise LedgerConflict(
+                f"ledger refused entry {event.seq} ({event.kind} "
+                f"{event.contract_id}/{event.milestone_id}): {exc}"
+            ) from None
+
+
+def _history(conn: sqlite3.Connection, contract_id: str, milestone_id: str) -> list[Event]:
+    rows = conn.execute(
+        f"SELECT {', '.join(RECORD_COLUMNS)} FROM events "
+        "WHERE contract_id = ? AND milestone_id = ? ORDER BY seq",
+        (contract_id, milestone_id),
+    )
+    return [Event.from_record(dict(row)) for row in rows]
+
+
+def _records(conn: sqlite3.Connection) -> Iterator[dict[str, Any]]:
+    for row in conn.execute(f"SELECT {', '.join(RECORD_COLUMNS)} FROM events ORDER BY seq"):
+        yield dict(row)
+
+
+def _issued_count(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+    return int(row["seq"]) if row else 0

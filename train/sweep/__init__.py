@@ -1,0 +1,1 @@
+"""``robocell sweep``: hyperparameter search on Ray Tune (Optuna TPE, ASHA); see tuner.py."""

@@ -1,0 +1,79 @@
+"""A run's vectorised training envs, each built by :func:`robocell.envs.make.make_cell`."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+
+from robocell.envs.make import make_cell
+from robocell.schema import SchemaError
+from robocell.train.config import RunConfig
+
+
+def probe_spaces(config: RunConfig) -> tuple[gym.Space, gym.Space]:
+    """Observation and action space, from one env built (and closed) in this process."""
+    env = make_cell(config.env_id, config.env_kwargs)
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()
+
+
+def _env_factory(config: RunConfig, in_subprocess: bool) -> Callable[[], gym.Env]:
+    def build() -> gym.Env:
+        from stable_baselines3.common.monitor import Monitor
+
+        if in_subprocess:
+            # Ctrl-C reaches the whole process group; the main process saves a checkpoint
+            # and then closes the workers, which must still be alive for that.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return Monitor(make_cell(config.env_id, config.env_kwargs))
+
+    return build
+
+
+def make_vec_env(config: RunConfig) -> Any:
+    """``n_envs`` training envs (dummy or subprocess), wrapped in VecNormalize when asked."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
+
+    observation_space, _ = probe_spaces(config)
+    subproc = config.vec_env == "subproc" and config.n_envs > 1
+    factories = [_env_factory(config, subproc) for _ in range(config.n_envs)]
+    venv = SubprocVecEnv(factories) if subproc else DummyVecEnv(factories)
+    norm = config.normalize
+    norm_obs = norm.obs and not _is_image(observation_space)  # images are never normalised
+    if not (norm_obs or norm.reward):
+        return venv
+    return VecNormalize(venv, norm_obs=norm_obs, norm_reward=norm.reward,
+                        clip_obs=norm.clip_obs, clip_reward=norm.clip_reward,
+                        gamma=config.gamma, epsilon=norm.epsilon,
+                        norm_obs_keys=normalized_keys(config, observation_space))  # fmt: skip
+
+
+def _is_image(space: gym.Space) -> bool:
+    from stable_baselines3.common.preprocessing import is_image_space
+
+    return isinstance(space, gym.spaces.Box) and is_image_space(space, check_channels=False)
+
+
+def normalized_keys(config: RunConfig, observation_space: gym.Space) -> list[str] | None:
+    """Dict spaces: the keys to normalise (configured, else every non-image Box key)."""
+    from gymnasium import spaces
+    from stable_baselines3.common.preprocessing import is_image_space
+
+    if not isinstance(observation_space, spaces.Dict) or not config.normalize.obs:
+        return None
+    subspaces = observation_space.spaces
+    if config.normalize.obs_keys is not None:
+        unknown = sorted(set(config.normalize.obs_keys) - set(subspaces))
+        if unknown:
+            raise SchemaError("normalize.obs_keys", f"no observation key {unknown[0]!r}")
+        return list(config.normalize.obs_keys)
+    return [
+        key
+        for key, space in subspaces.items()
+        if isinstance(space, spaces.Box) and not is_image_space(space, check_channels=False)
+    ]
