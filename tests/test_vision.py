@@ -203,6 +203,15 @@ def test_grid_is_the_default_action_and_continuous_stays(make_env) -> None:
     assert continuous.unwrapped.action_grid is None
 
 
+@pytest.mark.parametrize("index", [-1, 168 * 168 * 2, 3.0], ids=["negative", "past_end", "float"])
+def test_grid_index_outside_the_space_is_an_invalid_action(make_env, index: float) -> None:
+    env = make_env()
+    env.reset(seed=0)
+    _, reward, terminated, truncated, info = env.step(np.asarray(index))
+    assert truncated and not terminated and reward == 0.0
+    assert info["fault"] == "invalid_action"
+
+
 def test_grid_pick_at_a_part_sorts_it(make_env) -> None:
     env = make_env(defect_rate=1.0, parts=(3, 3))
     env.reset(seed=3)
