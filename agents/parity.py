@@ -53,7 +53,7 @@ def check_parity(
     figures = ParityFigures()
     for start in range(0, len(observations), _CHUNK):
         chunk = observations[start : start + _CHUNK]
-        batch = stack_observations(chunk, layouts)
+        batch = _stack(chunk, layouts)
         expected = np.asarray(reference(batch), dtype=np.float64).reshape(len(chunk), -1)
         feed = {item.name: batch if item.key is None else batch[item.key] for item in layouts}
         raw = np.asarray(session.run(["action"], feed)[0])
@@ -113,7 +113,7 @@ def _raise_parity(
     )
 
 
-def stack_observations(observations: list[Any], layouts: list[InputLayout]) -> Any:
+def _stack(observations: list[Any], layouts: list[InputLayout]) -> Any:
     """One batch of raw observations, laid out as the graph's inputs."""
     if layouts[0].key is None:
         return np.stack([np.asarray(obs, dtype=layouts[0].dtype) for obs in observations])
