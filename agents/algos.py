@@ -35,7 +35,12 @@ ALGOS: dict[str, str] = {
     "tqc": "sb3_contrib:TQC",
 }
 OFF_POLICY = frozenset({"sac", "td3", "tqc"})
-POLICIES = ("MlpPolicy", "CnnPolicy", "MultiInputPolicy")
+# robocell's own policy classes: name -> "module:Class" (imported only when a model is built).
+CUSTOM_POLICIES: dict[str, str] = {
+    "PickMapPolicy": "robocell.agents.policies:PickMapPolicy",  # vision cell, pixel-wise pick
+}
+CUSTOM_POLICY_ALGOS: dict[str, tuple[str, ...]] = {"PickMapPolicy": ("ppo",)}
+POLICIES = ("MlpPolicy", "CnnPolicy", "MultiInputPolicy", *CUSTOM_POLICIES)
 ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU", "elu": "ELU", "leaky_relu": "LeakyReLU",
                "gelu": "GELU", "silu": "SiLU"}  # fmt: skip
 
@@ -214,6 +219,14 @@ def resolve_schedule(value: Any) -> Any:
     return value
 
 
+def policy_class(name: str) -> Any:
+    """What SB3 takes as ``policy``: its own alias, or the class of a robocell policy."""
+    if name not in CUSTOM_POLICIES:
+        return name
+    module, attribute = CUSTOM_POLICIES[name].split(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
 def choose_policy(observation_space: Any) -> str:
     """MlpPolicy for vectors, CnnPolicy for images, MultiInputPolicy for Dict spaces."""
     from gymnasium import spaces
@@ -260,7 +273,7 @@ def build_model(config: ModelConfig, env: Any, tensorboard_log: str | None = Non
     kwargs = model_kwargs(config, env.action_space)
     cls = algo_class(config.algo)
     try:
-        return cls(policy, env, seed=config.seed, device=config.device, verbose=0,
+        return cls(policy_class(policy), env, seed=config.seed, device=config.device, verbose=0,
                    tensorboard_log=tensorboard_log, **kwargs)  # fmt: skip
     except (TypeError, ValueError, AssertionError) as exc:
         raise SchemaError("policy_kwargs", f"{cls.__name__} refused the config: {exc}") from None

@@ -9,7 +9,8 @@ graph against the training-side pipeline, :class:`TorchPolicy` (``NormalizerStat
   states off its usual path; seeds from ``RECORD_FIRST_SEED``)
   plus boundary cases (zeros, the space bounds, the normaliser's clip range and beyond, black,
   white and checkered images), every action component must satisfy
-  ``|Δa| <= 1e-5 + 1e-3·|a|``;
+  ``|Δa| <= 1e-5 + 1e-3·|a|``; a discrete action must be the same index or an arg-max tie
+  (:mod:`robocell.agents.parity`);
 * closed loop: the written bundle, loaded through the same intake checks as certification,
   replays the first deterministic episodes and must reach the same success on each.
 
@@ -26,7 +27,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 
 from robocell.agents.bundle import inference_session, load_bundle, write_bundle
@@ -39,6 +39,7 @@ from robocell.agents.bundle.describe import (
 from robocell.agents.bundle.manifest import PARITY_ATOL, PARITY_RTOL
 from robocell.agents.bundle.write import check_bundle_target
 from robocell.agents.onnx_graph import InputLayout, PolicyGraph, export_onnx, input_layouts
+from robocell.agents.parity import check_parity
 from robocell.agents.residual import Residual
 from robocell.envs.make import make_cell
 from robocell.envs.rollout import run_episode
@@ -49,7 +50,6 @@ MIN_PARITY_OBSERVATIONS = 1000
 # Recorded episodes use their own seed range, away from training (seed + env index) and
 # from the small seeds people evaluate on.
 RECORD_FIRST_SEED = 900_000
-_CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,9 @@ class ExportReport:
     """Per replayed episode: seed, success and steps with the trained model and the bundle."""
     notes: list[str] = field(default_factory=list)
     """Remarks for the user (e.g. fields the env does not describe)."""
+    argmax_ties: int = 0
+    """Discrete actions: observations where the graph chose another action of equal
+    probability (see :func:`robocell.agents.parity.check_parity`)."""
 
     @property
     def closed_loop_matches(self) -> int:
@@ -111,6 +114,15 @@ class TorchPolicy:
         """The action for one raw observation (or for a batch)."""
         normalized = self.normalizer.normalize(obs) if self.normalizer else obs
         return self.model.predict(normalized, deterministic=self.deterministic)[0]
+
+    def action_probabilities(self, obs: Any) -> np.ndarray:
+        """Discrete actions: the policy's probability of every action, (batch, n)."""
+        normalized = self.normalizer.normalize(obs) if self.normalizer else obs
+        policy = self.model.policy
+        tensors, _ = policy.obs_to_tensor(normalized)
+        with torch.no_grad():
+            distribution = policy.get_distribution(tensors).distribution
+        return distribution.probs.double().cpu().numpy()
 
 
 @dataclass
@@ -202,42 +214,6 @@ def _box_cases(space: Any, stats: Any, normalizer: NormalizerStats | None) -> li
     if np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high)):
         cases += [space.low, space.high]
     return [np.asarray(case, dtype=space.dtype) for case in cases]
-
-
-def check_parity(
-    session: ort.InferenceSession,
-    layouts: list[InputLayout],
-    reference: Callable[[Any], np.ndarray],
-    observations: list[Any],
-) -> tuple[float, float]:
-    """(max |Δa|, worst |Δa| / tolerance) of the graph vs ``reference``; raises if over."""
-    max_diff, worst = 0.0, 0.0
-    for start in range(0, len(observations), _CHUNK):
-        chunk = observations[start : start + _CHUNK]
-        batch = _stack(chunk, layouts)
-        expected = np.asarray(reference(batch), dtype=np.float64).reshape(len(chunk), -1)
-        feed = {item.name: batch if item.key is None else batch[item.key] for item in layouts}
-        got = np.asarray(session.run(["action"], feed)[0], dtype=np.float64).reshape(len(chunk), -1)
-        diff = np.abs(got - expected)
-        ratio = diff / (PARITY_ATOL + PARITY_RTOL * np.abs(expected))
-        if ratio.max() > 1.0:
-            row, col = np.unravel_index(np.argmax(ratio), ratio.shape)
-            raise RobocellError(
-                f"parity check failed on observation {start + row}, action[{col}]: onnxruntime "
-                f"{got[row, col]:.9g} vs torch {expected[row, col]:.9g} (|Δa| = "
-                f"{diff[row, col]:.3g} > {PARITY_ATOL} + {PARITY_RTOL}·|a|); no bundle written"
-            )
-        max_diff, worst = max(max_diff, float(diff.max())), max(worst, float(ratio.max()))
-    return max_diff, worst
-
-
-def _stack(observations: list[Any], layouts: list[InputLayout]) -> Any:
-    if layouts[0].key is None:
-        return np.stack([np.asarray(obs, dtype=layouts[0].dtype) for obs in observations])
-    return {
-        item.key: np.stack([np.asarray(obs[item.key], dtype=item.dtype) for obs in observations])
-        for item in layouts
-    }
 
 
 def compare_closed_loop(
@@ -341,6 +317,7 @@ def _export(
         parity["worst_ratio"],
         rows,
         generic_notes(*parts),
+        parity["argmax_ties"],
     )
 
 
@@ -356,12 +333,13 @@ def _parity(
     sample = recording.observations[0]
     boundary = boundary_observations(env.observation_space, source.normalizer, sample)
     reference = source.pipeline(env)
-    max_diff, worst = check_parity(session, layouts, reference, recording.observations + boundary)
+    figures = check_parity(session, layouts, reference, recording.observations + boundary)
     return {
         "observations": len(recording.observations),
         "boundary_cases": len(boundary),
-        "max_abs_diff": max_diff,
-        "worst_ratio": worst,
+        "max_abs_diff": figures.max_abs_diff,
+        "worst_ratio": figures.worst_ratio,
         "atol": PARITY_ATOL,
         "rtol": PARITY_RTOL,
+        "argmax_ties": figures.argmax_ties,
     }

@@ -11,6 +11,7 @@ No torch is involved.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -105,9 +106,11 @@ def write_model_bundle(
     env_id: str,
     algo: str,
     overwrite: bool = False,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> Path:
     """Write a hand-built policy graph for ``env_id`` as a bundle (manifest from the cell)."""
-    env = make_cell(env_id, {})
+    env_kwargs = dict(env_kwargs or {})
+    env = make_cell(env_id, env_kwargs)
     try:
         env.reset(seed=0)  # joint names are known once the robot is loaded
         provenance = {
@@ -118,7 +121,7 @@ def write_model_bundle(
             "normalization_in_graph": False,
         }
         parity = {"observations": 0, "boundary_cases": 0, "max_abs_diff": 0.0, "worst_ratio": 0.0}
-        manifest = cell_manifest(env, env_id, {}, provenance, parity)
+        manifest = cell_manifest(env, env_id, env_kwargs, provenance, parity)
     finally:
         env.close()
     write_bundle(bundle_dir, model, manifest, overwrite=overwrite)

@@ -23,7 +23,7 @@ import gymnasium as gym
 from robocell.envs.vision.controller import ScriptedSorter
 
 SECONDS = 5.0
-ENV_ID = "robocell/VisionSort-v0"
+ENV_ID = "robocell/VisionSort-v1"
 
 
 def _rates(action: Callable[[], object], seconds: float = SECONDS) -> tuple[float, float]:

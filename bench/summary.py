@@ -18,12 +18,12 @@ from typing import Any
 STEP_TARGETS = {  # env steps per CPU second, physics efficiency
     "robocell/WeldSeam-v1": (800.0, 0.80),
     "robocell/PegInsert-v0": (1500.0, 0.50),
-    "robocell/VisionSort-v0": (60.0, None),
+    "robocell/VisionSort-v1": (60.0, None),
 }
 RESET_TARGETS_MS = {
     "robocell/WeldSeam-v1": 5.0,
     "robocell/PegInsert-v0": 5.0,
-    "robocell/VisionSort-v0": 10.0,
+    "robocell/VisionSort-v1": 10.0,
 }
 CERTIFY_SPEEDUP_TARGET = 1.8
 

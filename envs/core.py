@@ -12,9 +12,10 @@ holds ``episode_metrics`` (success, energy_j, cycle_time_s and the cell's own fi
 physics blow-up (NaN or exploding state) truncates the episode with ``info["fault"]`` set.
 
 One rule for bad actions in every cell: an action that is not a finite array of the action
-space's shape (NaN, infinity, too few or too many elements) is not applied; the episode ends
-(truncated) with ``info["fault"] = "invalid_action"``, like a physics blow-up. Finite actions
-outside the bounds are clipped by the task, as before.
+space's shape (NaN, infinity, too few or too many elements), or for a ``Discrete`` space not
+an integer index within it, is not applied; the episode ends (truncated) with
+``info["fault"] = "invalid_action"``, like a physics blow-up. Finite actions outside a box's
+bounds are clipped by the task, as before.
 """
 
 from __future__ import annotations
@@ -268,9 +269,15 @@ class CellEnv(gym.Env):
         self._last_qd = qd_rad_s[-1]
 
     def _valid_action(self, action: np.ndarray) -> bool:
-        """A numeric array of the action space's shape whose every element is finite."""
+        """A numeric array of the action space's shape whose every element is finite.
+
+        A ``Discrete`` action must be an integer index within the space: an index has no
+        nearest valid value to clip to.
+        """
         if action.shape != self.action_space.shape or action.dtype.kind not in "biuf":
             return False
+        if isinstance(self.action_space, gym.spaces.Discrete):
+            return action.dtype.kind in "iu" and bool(self.action_space.contains(action.item()))
         return bool(np.all(np.isfinite(action)))
 
     def _fault(self) -> str | None:

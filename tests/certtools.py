@@ -38,7 +38,7 @@ from robocell.eval.seeds import commitment
 from robocell.eval.spec import parse_spec
 
 WELD_ID = "robocell/WeldSeam-v1"
-VISION_ID = "robocell/VisionSort-v0"
+VISION_ID = "robocell/VisionSort-v1"
 OBS_DIM = len(OBSERVATION_FIELDS)
 
 
@@ -89,7 +89,10 @@ def write_weld_bundle(
 
 
 def write_nan_vision_bundle(bundle_dir: Path) -> Path:
-    """A vision-cell bundle whose every action is NaN (state · W + NaN; the image is unused)."""
+    """A vision-cell bundle whose every action is NaN (state · W + NaN; the image is unused).
+
+    It acts in the cell's continuous mode (a float pick point): a grid index cannot be NaN.
+    """
     weights = np.zeros((2, 3), dtype=np.float32)
     inits = [
         numpy_helper.from_array(weights, "weights"),
@@ -107,7 +110,9 @@ def write_nan_vision_bundle(bundle_dir: Path) -> Path:
     graph = helper.make_graph(nodes, "nan_policy", inputs, [action], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = IR_VERSION
-    return write_model_bundle(bundle_dir, model, VISION_ID, "nan")
+    return write_model_bundle(
+        bundle_dir, model, VISION_ID, "nan", env_kwargs={"action_mode": "continuous"}
+    )
 
 
 def small_weld_spec(episodes: int, p0: float = 0.5, env_id: str = WELD_ID) -> dict[str, Any]:

@@ -124,9 +124,13 @@ def train_tiny(
     algo: str,
     env_kwargs: dict[str, Any] | None = None,
     steps: int = 128,
+    policy: Any = None,
     **algo_kwargs: Any,
 ) -> ExportSource:
-    """A model trained for a few steps with observation normalisation, as a run would be."""
+    """A model trained for a few steps with observation normalisation, as a run would be.
+
+    ``policy`` defaults to SB3's MultiInputPolicy or MlpPolicy for the observation space.
+    """
     import torch
     from sb3_contrib import TQC
     from stable_baselines3 import PPO, SAC, TD3
@@ -138,7 +142,8 @@ def train_tiny(
     venv = make_vec_env(env_id, n_envs=1, seed=0, env_kwargs=env_kwargs)
     keys = ["state"] if isinstance(venv.observation_space, spaces.Dict) else None
     venv = VecNormalize(venv, norm_reward=False, norm_obs_keys=keys)
-    policy = "MultiInputPolicy" if keys else "MlpPolicy"
+    if policy is None:
+        policy = "MultiInputPolicy" if keys else "MlpPolicy"
     if algo == "ppo":
         settings = {"n_steps": 64, "batch_size": 32, "n_epochs": 2}
     else:

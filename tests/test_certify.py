@@ -493,7 +493,8 @@ def test_nan_actions_give_a_failed_certificate_not_a_crash(
 ) -> None:
     bundle = write_nan_vision_bundle(tmp_path / "nan")
     success = {"name": "success", "metric": "success", "op": ">=", "value": 1, "p0": 0.5}
-    spec = {"name": "vision-test", "env_id": VISION_ID, "episodes": 6, "alpha": 0.05}
+    spec = {"name": "vision-test", "env_id": VISION_ID, "episodes": 6, "alpha": 0.05,
+            "env_kwargs": {"action_mode": "continuous"}}  # fmt: skip
     spec_path = _write_spec(tmp_path / "spec.yaml", {**spec, "criteria": [success]})
     (tmp_path / "seed").write_text(FIXED_SEED + "\n")
     argv = ["certify", str(bundle), "--benchmark", str(spec_path), "--no-progress"]

@@ -18,8 +18,8 @@ from robocell.envs import CELLS, ENV_IDS, core
 
 # Random-action fuzz length per cell: thousands of steps where a step is cheap, fewer for
 # cells whose every step is a full pick-and-place cycle.
-FUZZ_STEPS = {"robocell/VisionSort-v0": 300}
-DETERMINISM_STEPS = {"robocell/VisionSort-v0": 50}
+FUZZ_STEPS = {"robocell/VisionSort-v1": 300}
+DETERMINISM_STEPS = {"robocell/VisionSort-v1": 50}
 
 
 @pytest.fixture(params=ENV_IDS, ids=lambda env_id: env_id)
@@ -208,7 +208,14 @@ def test_physics_blow_up_truncates_with_a_fault(env_id: str, corrupt: str, fault
         assert np.all(np.isfinite(value))
 
 
-def _invalid_action(space: gym.spaces.Box, kind: str) -> np.ndarray:
+def _invalid_action(space: gym.spaces.Space, kind: str) -> np.ndarray:
+    if isinstance(space, gym.spaces.Discrete):  # an index: a scalar
+        return {
+            "nan": np.array(np.nan),
+            "inf": np.array(-np.inf),
+            "too_short": np.zeros(0, np.int64),
+            "too_long": np.zeros(2, np.int64),
+        }[kind]
     action = np.zeros(space.shape, np.float32)
     if kind in ("nan", "inf"):
         action[0] = np.nan if kind == "nan" else -np.inf

@@ -15,23 +15,27 @@ from exporttools import TOY_ID, WELD_ID, distil_scripted_welder, train_tiny
 from robocell.agents.bundle import load_bundle
 from robocell.agents.bundle.manifest import PARITY_ATOL, PARITY_RTOL, parse_manifest
 from robocell.agents.export import ExportReport, ExportSource, TorchPolicy, export_model
-from robocell.agents.onnx_graph import PolicyGraph
+from robocell.agents.onnx_graph import InputLayout, PolicyGraph
+from robocell.agents.parity import check_parity
+from robocell.agents.policies import PickMapPolicy
 from robocell.cli import main
 from robocell.envs.make import make_cell
 from robocell.envs.rollout import run_episode
 from robocell.envs.weld.controller import ScriptedWelder
 from robocell.errors import RobocellError
+from robocell.schema import to_dict
 from robocell.util import canonical_json, sha256_file
 
 # (env id, env kwargs, algorithm) per exported model: every registered cell (the weld policy is
 # distilled from the scripted welder, so that it both succeeds and fails), and an image-cell
 # stand-in with channel-first and channel-last images, Box and Discrete actions, and every
 # algorithm a run can use (PPO also with gSDE, whose mode goes through SB3's own _predict).
+# The vision cell exports its pixel-wise pick policy (an arg-max over 56,448 grid cells).
 CASES = {
     "weld-distilled": (WELD_ID, {}, "distilled"),
     "weld-sac": (WELD_ID, {}, "sac"),
     "peg-ppo": ("robocell/PegInsert-v0", {}, "ppo"),
-    "vision-ppo": ("robocell/VisionSort-v0", {}, "ppo"),
+    "vision-pickmap-ppo": ("robocell/VisionSort-v1", {}, "pickmap"),
     "image-chw-ppo": (TOY_ID, {}, "ppo"),
     "image-hwc-discrete-ppo": (TOY_ID, {"channels_last": True, "discrete": True}, "ppo"),
     "image-chw-sac": (TOY_ID, {}, "sac"),
@@ -39,7 +43,7 @@ CASES = {
     "image-chw-tqc": (TOY_ID, {}, "tqc"),
     "image-chw-ppo-gsde": (TOY_ID, {}, "ppo-gsde"),
 }
-SLOW_CASES = ("peg-ppo", "vision-ppo")
+SLOW_CASES = ("peg-ppo", "vision-pickmap-ppo")
 
 
 @pytest.fixture(
@@ -52,6 +56,8 @@ def exported(
     env_id, env_kwargs, algo = CASES[request.param]
     if algo == "distilled":
         source = distil_scripted_welder()
+    elif algo == "pickmap":  # the vision cell's fully-convolutional pick over the image
+        source = train_tiny(env_id, "ppo", env_kwargs, policy=PickMapPolicy)
     elif algo == "ppo-gsde":  # a state-dependent-noise distribution, squashed
         source = train_tiny(
             env_id, "ppo", env_kwargs, use_sde=True, policy_kwargs={"squash_output": True}
@@ -95,7 +101,7 @@ def test_bundle_reproduces_the_models_episodes(exported: tuple) -> None:
     env = policy.make_env()
     # Robot-cell episodes are slow (weld: up to 450 steps); the distilled welder both
     # succeeds and fails; a vision episode is at most 7 pick-and-place steps.
-    episodes = {TOY_ID: 12, "robocell/VisionSort-v0": 6}.get(source.env_id, 2)
+    episodes = {TOY_ID: 12, "robocell/VisionSort-v1": 6}.get(source.env_id, 2)
     episodes = 6 if source.run_id == "distilled" else episodes
     outcomes = set()
     for seed in range(episodes):
@@ -141,6 +147,8 @@ def test_manifest_describes_the_cell(exported: tuple) -> None:
         assert [f.high for f in manifest.action.fields] == space.high.tolist()
     else:
         assert [(f.low, f.high) for f in manifest.action.fields] == [(0.0, space.n - 1.0)]
+    grid = getattr(env.unwrapped, "action_grid", None)
+    assert (to_dict(manifest.action.grid) if manifest.action.grid else None) == grid
     model = onnx.load(report.bundle_dir / "policy.onnx")
     props = {prop.key: prop.value for prop in model.metadata_props}
     assert props.pop("env_kwargs") == canonical_json(source.env_kwargs).decode()
@@ -201,6 +209,66 @@ def test_export_fails_loudly_when_the_graph_differs(
     with pytest.raises(RobocellError, match=r"parity check failed .* no bundle written"):
         export_model(source, tmp_path / "b")
     assert not (tmp_path / "b").exists() and list(tmp_path.iterdir()) == []
+
+
+class _FixedSession:
+    """An onnxruntime stand-in whose graph answers every observation with ``actions``."""
+
+    def __init__(self, actions: np.ndarray) -> None:
+        self.actions = actions
+
+    def run(self, names: list[str], feed: dict) -> list[np.ndarray]:
+        return [self.actions[: len(next(iter(feed.values())))]]
+
+
+class _ScoredReference:
+    """A torch-side stand-in: arg-max actions of fixed action probabilities."""
+
+    def __init__(self, probs: np.ndarray) -> None:
+        self.probs = probs
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.probs[: len(batch)].argmax(axis=1)
+
+    def action_probabilities(self, batch: np.ndarray) -> np.ndarray:
+        return self.probs[: len(batch)]
+
+
+def _discrete_case(offset: int) -> tuple[_FixedSession, list[InputLayout], list[np.ndarray]]:
+    # A pick-grid index of ~30,000 off by one would pass a relative tolerance of 1e-3.
+    expected = np.array([30_000, 41_000, 7], np.int64)
+    layouts = [InputLayout("obs", None, "float32", (2,), False)]
+    return _FixedSession(expected + np.array([0, offset, 0])), layouts, [np.zeros(2)] * 3
+
+
+def test_discrete_parity_needs_equal_indices() -> None:
+    expected = np.array([30_000, 41_000, 7], np.int64)
+    session, layouts, observations = _discrete_case(0)
+    figures = check_parity(session, layouts, lambda b: expected[: len(b)], observations)
+    assert (figures.max_abs_diff, figures.worst_ratio, figures.argmax_ties) == (0.0, 0.0, 0)
+    session, layouts, observations = _discrete_case(1)
+    with pytest.raises(RobocellError, match=r"observation 1, .* discrete actions must be equal"):
+        check_parity(session, layouts, lambda b: expected[: len(b)], observations)
+
+
+@pytest.mark.parametrize(("runner_up", "tie"), [(0.05 - 4e-5, True), (0.05 - 8e-5, False)])
+def test_discrete_parity_accepts_only_ties_of_equal_probability(
+    runner_up: float, tie: bool
+) -> None:
+    # The graph chose cell 41,001 where torch chose 41,000; p_best = 0.05, so a tie allows
+    # a gap of 1e-5 + 1e-3·0.05 = 6e-5.
+    probs = np.full((3, 56_448), 1e-6)
+    for row, index in enumerate([30_000, 41_000, 7]):
+        probs[row, index] = 0.05
+    probs[1, 41_001] = runner_up
+    session, layouts, observations = _discrete_case(1)
+    if tie:
+        figures = check_parity(session, layouts, _ScoredReference(probs), observations)
+        assert figures.argmax_ties == 1 and 0.6 < figures.worst_ratio < 0.7
+        assert figures.max_abs_diff == pytest.approx(4e-5)
+    else:
+        with pytest.raises(RobocellError, match=r"chose 41001, torch 41000: .* differ by 8e-05"):
+            check_parity(session, layouts, _ScoredReference(probs), observations)
 
 
 def test_export_refuses_too_few_parity_observations_and_existing_bundles(

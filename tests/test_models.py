@@ -1,5 +1,5 @@
 """The trained bundles shipped under models/: they pass the bundle gate, models/README.md names
-the config they were trained from, and each controls its cell on a held-out seed."""
+the config they were trained from, and each controls its cell on held-out seeds."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ from robocell.agents.bundle import check_bundle, load_bundle
 from robocell.envs.rollout import run_episode
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
-SHIPPED = {"weld": "robocell/WeldSeam-v1", "peg": "robocell/PegInsert-v0"}
+SHIPPED = {
+    "weld": "robocell/WeldSeam-v1",
+    "peg": "robocell/PegInsert-v0",
+    "vision": "robocell/VisionSort-v1",
+}
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
@@ -28,11 +32,15 @@ def test_a_shipped_bundle_passes_the_gate_and_is_documented(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
-def test_a_shipped_bundle_succeeds_on_a_held_out_seed(name: str) -> None:
+def test_a_shipped_bundle_controls_its_cell_on_held_out_seeds(name: str) -> None:
+    # The first five of the 100 held-out seeds the README's figures come from; the vision
+    # bundle's one documented failure in 100 (an escaped part) is seed 2 000 000.
     policy = load_bundle(MODELS / name)
     env = policy.make_env()
     try:
-        metrics = run_episode(env, policy, 2_000_000)
+        successes = [
+            run_episode(env, policy, seed)["success"] for seed in range(2_000_000, 2_000_005)
+        ]
     finally:
         env.close()
-    assert metrics["success"] == 1.0
+    assert sum(successes) >= 4

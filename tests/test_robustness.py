@@ -17,7 +17,7 @@ from robocell.eval.decision import evaluate
 from robocell.eval.spec import load_spec, parse_spec, spec_data, spec_digest
 from robocell.eval.stats import clopper_pearson_lower, wilson_interval
 
-WELD, PEG, VISION = "robocell/WeldSeam-v1", "robocell/PegInsert-v0", "robocell/VisionSort-v0"
+WELD, PEG, VISION = "robocell/WeldSeam-v1", "robocell/PegInsert-v0", "robocell/VisionSort-v1"
 # Each cell's condition metrics and their documented ranges (env docstrings, default kwargs).
 CONDITIONS: dict[str, dict[str, tuple[float, float]]] = {
     WELD: {

@@ -281,7 +281,7 @@ def test_tb_command_points_at_the_run(weld_run: Path) -> None:
 @pytest.mark.parametrize(
     ("env_id", "algo", "episodes"),
     [("robocell/WeldSeam-v1", "ppo", 1), ("robocell/WeldSeam-v1", "sac", 1),
-     ("robocell/VisionSort-v0", "ppo", 3)],
+     ("robocell/VisionSort-v1", "ppo", 3)],
     ids=["weld-ppo", "weld-sac", "vision-ppo"],
 )  # fmt: skip
 def test_cloning_fits_the_scripted_controller(env_id: str, algo: str, episodes: int) -> None:
@@ -294,9 +294,10 @@ def test_cloning_fits_the_scripted_controller(env_id: str, algo: str, episodes: 
 
     pretrain = {"episodes": episodes, "epochs": 40, "log_std": -2.0, "dagger_rounds": 0}
     hyperparams = {"buffer_size": 5000} if algo == "sac" else {"n_steps": 64, "batch_size": 32}
+    env_kwargs = {"action_mode": "continuous"} if "Vision" in env_id else {}
     config = config_from_dict({
-        "env_id": env_id, "algo": algo, "total_timesteps": 1, "hyperparams": hyperparams,
-        "policy_kwargs": {"net_arch": [64, 64]}, "pretrain": pretrain,
+        "env_id": env_id, "env_kwargs": env_kwargs, "algo": algo, "total_timesteps": 1,
+        "hyperparams": hyperparams, "policy_kwargs": {"net_arch": [64, 64]}, "pretrain": pretrain,
     })  # fmt: skip
     demos = collect_demonstrations(config)
     venv = make_vec_env(config)
@@ -317,6 +318,87 @@ def test_cloning_fits_the_scripted_controller(env_id: str, algo: str, episodes: 
             assert model.replay_buffer.size() == len(demos.rewards)
     finally:
         venv.close()
+
+
+def test_target_set_cross_entropy() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from robocell.train.pretrain import target_set_cross_entropy
+
+    log_probs = torch.log_softmax(torch.randn(4, 10, generator=torch.Generator().manual_seed(0)), 1)
+    single = torch.tensor([[[3.0, -1.0], [1.0, 0.0]]] * 4)  # one target: plain cross-entropy
+    single[:, 0, 0] = torch.tensor([3.0, 0.0, 9.0, 5.0])
+    expected = F.nll_loss(log_probs, torch.tensor([3, 0, 9, 5]))
+    torch.testing.assert_close(target_set_cross_entropy(log_probs, single), expected)
+    weighted = torch.tensor([[[2.0, 7.0, -1.0], [1.0, 3.0, 0.0]]])  # (1·lp[2] + 3·lp[7]) / 4
+    expected = -(log_probs[0, 2] + 3 * log_probs[0, 7]) / 4
+    torch.testing.assert_close(target_set_cross_entropy(log_probs[:1], weighted), expected)
+
+
+def test_cloning_fits_the_sorters_picks_over_the_image() -> None:
+    from robocell.agents.algos import build_model
+    from robocell.train.config import config_from_dict
+    from robocell.train.pretrain import collect_demonstrations, warm_start
+    from robocell.train.vec_env import make_vec_env
+
+    config = config_from_dict({
+        "env_id": "robocell/VisionSort-v1", "algo": "ppo", "total_timesteps": 1,
+        "policy": "PickMapPolicy", "hyperparams": {"n_steps": 64, "batch_size": 32},
+        "pretrain": {"episodes": 3, "epochs": 40, "batch_size": 16, "learning_rate": 3e-3,
+                     "dagger_rounds": 0, "targets": "candidates", "log_std": None},
+    })  # fmt: skip
+    demos = collect_demonstrations(config)
+    venv = make_vec_env(config)
+    try:
+        model = build_model(config, venv)
+        grid = venv.get_attr("task")[0].grid
+
+        def hits() -> float:
+            """Share of demonstration frames whose pick is a part the sorter saw, right bin."""
+            predicted, _ = model.predict(venv.normalize_obs(demos.obs), deterministic=True)
+            pairs = zip(predicted, demos.targets, strict=True)
+            return float(np.mean([_near_a_target(grid, a, t) for a, t in pairs]))
+
+        before = hits()
+        warm_start(config, model, venv)
+        assert before <= 0.2 and hits() >= 0.8
+    finally:
+        venv.close()
+
+
+def _near_a_target(grid: Any, action: int, targets: np.ndarray) -> bool:
+    """Whether ``action`` picks within 5 mm of one of ``targets`` (−1: none) with its bin."""
+    xy, bin_name = grid.decode(action)
+    for target in targets[targets >= 0]:
+        target_xy, target_bin = grid.decode(target)
+        if bin_name == target_bin and np.linalg.norm(xy - target_xy) <= 0.005:
+            return True
+    return False
+
+
+def test_vision_config_trains_and_evaluates_with_a_tiny_budget(tmp_path: Path) -> None:
+    config = Path(__file__).resolve().parents[1] / "configs" / "vision_ppo.yaml"
+    run_dir = tmp_path / "run"
+    tiny = [
+        *("total_timesteps=16", "n_envs=1", "vec_env=dummy", "eval_freq=16", "eval_episodes=2"),
+        *("hyperparams.n_steps=8", "hyperparams.batch_size=8", "hyperparams.n_epochs=1"),
+        *("pretrain.episodes=2", "pretrain.epochs=2", "checkpoint_freq=16"),
+    ]
+    sets = [arg for item in tiny for arg in ("--set", item)]
+    result = robocell("train", str(config), "--run-dir", str(run_dir), "--quiet", *sets)
+    assert result.returncode == 0, result.stderr
+    assert [row["timesteps"] for row in read_metrics(run_dir)] == [
+        0,
+        16,
+    ]  # after imitation, at the end
+    run = load_run(run_dir)
+    assert type(run.model.policy).__name__ == "PickMapPolicy"
+    assert run.model.action_space.n == 2 * 168 * 168
+    result = robocell("eval", str(run_dir), "--episodes", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)["figures"]
+    assert {"sort_accuracy", "escape_rate", "picks_per_part", "energy_per_part_j"} <= set(figures)
 
 
 # ---------------------------------------------------------------------- kill -9, resume

@@ -18,6 +18,7 @@ from robocell.envs.sim_types import BoxPart, Light
 from robocell.envs.vision.camera import OverheadCamera, PartVisual, RenderClient, detect_parts
 from robocell.envs.vision.controller import ScriptedSorter
 from robocell.envs.vision.env import VisionSortEnv
+from robocell.envs.vision.pick_grid import PickGrid
 from robocell.envs.vision.pick_place import ArmPlanner, joint_move
 from robocell.envs.vision.scene import (
     FIELD_M,
@@ -30,7 +31,7 @@ from robocell.envs.vision.scene import (
 )
 from robocell.envs.vision.task import PICK_HEIGHT_M
 
-ENV_ID = "robocell/VisionSort-v0"
+ENV_ID = "robocell/VisionSort-v1"
 
 
 @pytest.fixture
@@ -50,8 +51,8 @@ def make_env() -> Iterator[Callable[..., gym.Env]]:
 def _pick_action(env: gym.Env, name: str, ng: bool, offset_m: float = 0.0) -> np.ndarray:
     """The action that picks a part at its true centre (test-only ground truth)."""
     position, _ = env.unwrapped.sim.base_pose(name)
-    xy = (position[:2] - np.asarray(TRAY_CENTRE_M[:2]) + [offset_m, 0.0]) / (FIELD_M / 2)
-    return np.array([*xy, 1.0 if ng else -1.0], np.float32)
+    xy = position[:2] + np.array([offset_m, 0.0])
+    return env.unwrapped.task.encode_action(xy, "ng" if ng else "ok")
 
 
 # ---------------------------------------------------------------------- camera
@@ -146,6 +147,82 @@ def test_depth_channel_shows_part_height(make_env) -> None:
     assert 3 * 100 < tops.sum() < 3 * 150
 
 
+# ---------------------------------------------------------------------- pick grid
+def _grid(size: int = 168) -> PickGrid:
+    return PickGrid.from_camera(_camera(), size, PART_TOP_M, ("ok", "ng"))
+
+
+def test_grid_index_names_cell_and_bin() -> None:
+    grid = _grid()
+    assert grid.n_actions == 168 * 168 * 2
+    assert max(grid.cell_m) <= 0.002  # a cell is at most 2 mm of tray
+    first, last = grid.decode(0), grid.decode(168 * 168 - 1)
+    assert first[1] == last[1] == "ok" and grid.decode(168 * 168)[1] == "ng"
+    assert first[0][0] > TRAY_CENTRE_M[0] > last[0][0]  # row 0 is the far (+x) edge
+    assert first[0][1] > TRAY_CENTRE_M[1] > last[0][1]  # col 0 is the left (+y) edge
+    xy, _ = grid.decode(1 * 168 * 168 + 5 * 168 + 7)
+    np.testing.assert_allclose(xy, grid.point(5, 7))
+    with pytest.raises(ValueError, match="outside"):
+        grid.decode(grid.n_actions)
+
+
+def test_grid_round_trip() -> None:
+    grid = _grid()
+    indices = np.random.default_rng(0).integers(0, grid.n_actions, 500)
+    for index in indices:
+        xy, bin_name = grid.decode(index)
+        assert grid.encode(xy, bin_name) == index
+    # Any point maps to the cell holding it: back within half a cell.
+    points = np.random.default_rng(1).uniform([0.45, -0.14], [0.71, 0.14], (200, 2))
+    for xy in points:
+        centre, _ = grid.decode(grid.encode(xy, "ng"))
+        assert np.all(np.abs(centre - xy) <= np.asarray(grid.cell_m) / 2 + 1e-12)
+
+
+@pytest.mark.parametrize("size", [84, 168])
+def test_grid_cells_are_aligned_with_the_image(size: int) -> None:
+    camera, grid = _camera(), _grid(size)
+    rows, cols = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    points = np.stack([grid.point(r, c) for r, c in zip(rows.ravel(), cols.ravel(), strict=True)])
+    pixels = camera.world_to_pixel(np.column_stack([points, np.full(len(points), PART_TOP_M)]))
+    scale = camera.size_px / size  # image pixels per cell
+    np.testing.assert_allclose(pixels[:, 0], (cols.ravel() + 0.5) * scale, atol=1e-9)
+    np.testing.assert_allclose(pixels[:, 1], (rows.ravel() + 0.5) * scale, atol=1e-9)
+
+
+def test_grid_is_the_default_action_and_continuous_stays(make_env) -> None:
+    env = make_env()
+    assert env.action_space == gym.spaces.Discrete(168 * 168 * 2)
+    grid = env.unwrapped.action_grid
+    assert (grid["rows"], grid["cols"], grid["bins"]) == (168, 168, ["ok", "ng"])
+    assert grid["index"] == "bin*rows*cols + row*cols + col"
+    assert make_env(image_size=32).action_space.n == 64 * 64 * 2
+    assert make_env(grid_size=200).action_space.n == 200 * 200 * 2
+    continuous = make_env(action_mode="continuous")
+    assert continuous.action_space.shape == (3,)
+    assert continuous.unwrapped.action_grid is None
+
+
+@pytest.mark.parametrize("index", [-1, 168 * 168 * 2, 3.0], ids=["negative", "past_end", "float"])
+def test_grid_index_outside_the_space_is_an_invalid_action(make_env, index: float) -> None:
+    env = make_env()
+    env.reset(seed=0)
+    _, reward, terminated, truncated, info = env.step(np.asarray(index))
+    assert truncated and not terminated and reward == 0.0
+    assert info["fault"] == "invalid_action"
+
+
+def test_grid_pick_at_a_part_sorts_it(make_env) -> None:
+    env = make_env(defect_rate=1.0, parts=(3, 3))
+    env.reset(seed=3)
+    task = env.unwrapped.task
+    position, _ = task.sim.base_pose("part_1")
+    row, col = task.grid.cell_of(position[:2])
+    index = 1 * 168 * 168 + row * 168 + col  # the NG bin
+    _, _, _, _, info = env.step(index)
+    assert info["reward/correct"] == 1.0 and task.location["part_1"] == "ng"
+
+
 # ---------------------------------------------------------------------- suction and rewards
 def test_good_part_into_ok_bin_is_correct(make_env) -> None:
     env = make_env(defect_rate=0.0, parts=(3, 3))
@@ -205,7 +282,7 @@ def test_empty_pick_costs_and_moves_nothing(make_env) -> None:
 
 @pytest.mark.parametrize(("local_offset_m", "held"), [(0.0, True), (0.014, True), (0.018, False)])
 def test_cup_must_seal_inside_the_margin(make_env, local_offset_m: float, held: bool) -> None:
-    env = make_env(parts=(3, 3))
+    env = make_env(parts=(3, 3), action_mode="continuous")  # exact pick points
     env.reset(seed=0)
     yaw = env.unwrapped.task.parts["part_0"].yaw_rad
     # An offset d along world x is d·max(|cos|, |sin|) along the part's nearest face axis.
@@ -241,7 +318,7 @@ def test_attempt_budget_ends_the_episode(make_env) -> None:
     env = make_env(parts=(3, 3))
     env.reset(seed=0)
     for step in range(5):  # 3 parts + 2 attempts, all empty (a corner with no part)
-        _, _, terminated, truncated, info = env.step(np.array([1.0, 1.0, -1.0], np.float32))
+        _, _, terminated, truncated, info = env.step(0)  # top-left cell, OK bin
         assert terminated == (step == 4) and not truncated
     assert info["episode_metrics"]["picks_per_part"] == pytest.approx(5 / 3)
     assert info["episode_metrics"]["success"] == 0.0
@@ -264,6 +341,10 @@ def test_randomisation_kwargs_change_the_look(make_env) -> None:
 
 
 def test_bad_kwargs_are_refused() -> None:
+    with pytest.raises(ValueError, match="action_mode"):
+        VisionSortEnv(action_mode="pixels")
+    with pytest.raises(ValueError, match="grid_size"):
+        VisionSortEnv(action_mode="continuous", grid_size=100)
     with pytest.raises(ValueError, match="parts"):
         VisionSortEnv(parts=(0, 3))
     with pytest.raises(ValueError, match="defect_rate"):
@@ -348,15 +429,22 @@ def test_scripted_sorter_uses_the_image_only(make_env) -> None:
     env = make_env(parts=(3, 3), defect_rate=0.0)
     obs, _ = env.reset(seed=0)
     policy = ScriptedSorter(env.unwrapped)
+    task = env.unwrapped.task
     blank = {"image": np.zeros_like(obs["image"]), "state": obs["state"]}
-    assert policy(blank)[2] == -1.0  # nothing seen: a harmless pick at the tray centre
-    action = policy(obs)
-    assert action[2] == -1.0  # every part is good here
-    seen = [
-        float(np.linalg.norm(action[:2] - _pick_action(env, f"part_{i}", False)[:2]))
-        for i in range(3)
-    ]
-    assert min(seen) * FIELD_M / 2 < 0.004  # within 4 mm of a true part centre
+    xy, bin_name = task.decode_action(policy(blank))  # nothing seen: a harmless pick
+    assert bin_name == "ok" and np.linalg.norm(xy - TRAY_CENTRE_M[:2]) < 0.002
+    xy, bin_name = task.decode_action(policy(obs))
+    assert bin_name == "ok"  # every part is good here
+    seen = [np.linalg.norm(xy - task.sim.base_pose(name)[0][:2]) for name in task.parts]
+    assert min(seen) < 0.004  # within 4 mm of a true part centre
+    targets = policy.candidate_actions(obs)
+    picks = [(task.decode_action(a), w) for a, w in targets.items()]
+    assert all(name == "ok" for (_, name), _ in picks)
+    for name in task.parts:  # around every part: its nearest cells, weighted by distance
+        centre = task.sim.base_pose(name)[0][:2]
+        near = sorted((np.linalg.norm(xy - centre), w) for (xy, _), w in picks)
+        close = [w for d, w in near if d < 0.008]
+        assert 20 <= len(close) <= 50 and max(close) > 0.75 and min(close) < 0.1
 
 
 def test_part_poses_stay_upright_after_reset(make_env) -> None:

@@ -226,6 +226,7 @@ def _export(args: argparse.Namespace) -> int:
         f"  parity: {report.parity_observations} recorded observations + "
         f"{report.boundary_cases} boundary cases, max |Δa| = {report.max_abs_diff:.3g} "
         f"({100 * report.worst_ratio:.2g} % of the allowed 1e-5 + 1e-3·|a|)"
+        + (f", {report.argmax_ties} arg-max ties" if report.argmax_ties else "")
     )
     seeds = ", ".join(str(int(row["seed"])) for row in report.closed_loop)
     print(

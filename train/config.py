@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from robocell.agents.algos import POLICIES, check_hyperparams, check_policy_kwargs
+from robocell.agents.algos import (
+    CUSTOM_POLICY_ALGOS,
+    POLICIES,
+    check_hyperparams,
+    check_policy_kwargs,
+)
 from robocell.errors import RobocellError
 from robocell.schema import SchemaError, parse, to_dict
 from robocell.train.improve.config import ImproveConfig
@@ -69,6 +74,10 @@ class PretrainConfig:
     log_std: float | None = -2.0
     """Log std of the exploration noise after imitation: PPO's is set, SAC/TQC's actor is
     fitted to it (None: leave it)."""
+    targets: Literal["action", "candidates"] = "action"
+    """Discrete actions: fit the cross-entropy of the controller's own action (``action``),
+    or of every action it lists as right (``candidates``; the vision cell's sorter: a
+    pick of each part it detects, with that part's bin)."""
 
     def validate(self) -> None:
         """Range checks."""
@@ -122,8 +131,10 @@ class RunConfig:
     """Keyword arguments of ``gymnasium.make`` (e.g. ``energy_weight``). A cell with
     potential-based shaping takes the algorithm's γ as ``gamma``; when given, it must equal
     ``hyperparams.gamma`` (or SB3's default 0.99), else the shaping would change the optimum."""
-    policy: Literal["auto", "MlpPolicy", "CnnPolicy", "MultiInputPolicy"] = "auto"
-    """SB3 policy; ``auto`` picks it from the observation space (vector, image, dict)."""
+    policy: Literal["auto", "MlpPolicy", "CnnPolicy", "MultiInputPolicy", "PickMapPolicy"] = "auto"
+    """SB3 policy; ``auto`` picks it from the observation space (vector, image, dict).
+    ``PickMapPolicy`` (PPO, :mod:`robocell.agents.policies`): fully-convolutional pick
+    scores over the image for the vision cell's grid action."""
     hyperparams: dict[str, Any] = field(default_factory=dict)
     """Algorithm hyperparameters by their SB3 names; ``lin_<x>`` is a linear schedule from x
     to 0; off-policy algorithms also take rl-zoo3's ``noise_type`` and ``noise_std``."""
@@ -178,6 +189,9 @@ class RunConfig:
             raise SchemaError("run_name", f"use letters, digits, '.', '_', '-': {self.run_name!r}")
         if self.policy != "auto" and self.policy not in POLICIES:
             raise SchemaError("policy", f"unknown policy {self.policy!r}")
+        algos = CUSTOM_POLICY_ALGOS.get(self.policy)
+        if algos is not None and self.algo not in algos:
+            raise SchemaError("policy", f"{self.policy} works with {', '.join(algos)} only")
         if self.pretrain is not None:
             _check_has_baseline(self.env_id)
         if self.residual is not None:

@@ -5,8 +5,11 @@ Before reinforcement learning starts, a run with a ``pretrain`` section:
 1. plays ``episodes`` episodes of the cell's scripted controller
    (:func:`robocell.envs.make.make_controller`, which sees only the observation) and feeds their
    observations (and returns) to the normalisers, as if the training envs had seen them;
-2. fits the policy's deterministic action to the controller's actions (mean squared error) —
-   for PPO also the value function to the discounted returns;
+2. fits the policy's deterministic action to the controller's actions (mean squared error;
+   for a Discrete action the cross-entropy of the controller's action, or with
+   ``targets: candidates`` of every action the controller lists as right, e.g. a pick of
+   each part the vision cell's sorter detects) — for PPO also the value function to the
+   discounted returns;
 3. ``dagger_rounds`` times (DAgger, Ross et al. 2011): plays ``dagger_episodes`` episodes
    with the fitted policy, labels every observation it visited with the controller's action
    and refits on everything so far, so the policy learns to recover from its own mistakes;
@@ -23,10 +26,15 @@ import inspect
 from dataclasses import dataclass, fields
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from robocell.envs.rollout import Policy
 from robocell.train.config import PretrainConfig, RunConfig
+
+# Candidate actions kept per observation (Discrete actions); unused slots hold -1. The vision
+# sorter lists about 37 grid cells per part, at most 5 parts.
+MAX_TARGETS = 256
 
 
 @dataclass
@@ -37,6 +45,8 @@ class Demonstrations:
     next_obs: np.ndarray
     actions: np.ndarray  # what was executed
     labels: np.ndarray  # what the scripted controller does there
+    targets: np.ndarray  # Discrete: every action the controller calls right (-1: unused)
+    target_weights: np.ndarray  # and how right (0 where unused)
     rewards: np.ndarray
     dones: np.ndarray  # the episode ended (terminated or truncated) after this step
     terminated: np.ndarray
@@ -50,21 +60,51 @@ class Demonstrations:
 def play(env: Any, actor: Policy, controller: Any, seeds: list[int]) -> Demonstrations:
     """Play one episode per seed with ``actor``; label each observation with ``controller``."""
     columns: dict[str, list[Any]] = {f.name: [] for f in fields(Demonstrations)}
-    low, high = env.action_space.low, env.action_space.high
+    space = env.action_space
     for seed in seeds:
         obs, _ = env.reset(seed=seed)
         controller.reset()
         done = False
         while not done:
-            label = np.clip(controller(obs), low, high)
-            action = label if actor is controller else np.clip(actor(obs), low, high)
+            label = _clip(space, controller(obs))
+            action = label if actor is controller else _clip(space, actor(obs))
+            targets, weights = candidate_targets(space, controller, obs, label)
             next_obs, reward, terminated, truncated, _ = env.step(action)
             done = terminated or truncated
-            row = (obs, next_obs, action, label, reward, done, terminated)
+            row = (obs, next_obs, action, label, targets, weights, reward, done, terminated)
             for column, value in zip(columns.values(), row, strict=True):
                 column.append(value)
             obs = next_obs
     return Demonstrations(**{k: _stack(v) for k, v in columns.items()})
+
+
+def _clip(space: gym.Space, action: Any) -> np.ndarray:
+    if isinstance(space, gym.spaces.Box):
+        return np.clip(action, space.low, space.high)
+    return np.asarray(action)
+
+
+def candidate_targets(
+    space: gym.Space, controller: Any, obs: Any, label: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Discrete actions: every action the controller lists as right here, else its own.
+
+    A controller may list them with weights, ``candidate_actions(obs) -> {action: weight}``
+    (the vision cell's sorter: the grid cells around every part it sees, each with the
+    part's bin). Returns ``MAX_TARGETS`` indices (-1 where unused) and their weights (0
+    where unused), the heaviest first; empty arrays for continuous actions.
+    """
+    if not isinstance(space, gym.spaces.Discrete):
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    listed = getattr(controller, "candidate_actions", None)
+    found = dict(listed(obs)) if listed is not None else {}
+    ranked = sorted(found.items(), key=lambda item: -item[1])[:MAX_TARGETS]
+    ranked = ranked or [(label, 1.0)]
+    indices = np.full(MAX_TARGETS, -1, np.int64)
+    weights = np.zeros(MAX_TARGETS, np.float32)
+    indices[: len(ranked)] = [int(action) for action, _ in ranked]
+    weights[: len(ranked)] = [weight for _, weight in ranked]
+    return indices, weights
 
 
 # Dict observations (image + state) are kept as a dict of stacked arrays.
@@ -152,14 +192,31 @@ def _fit_all(config: RunConfig, model: Any, venv: Any, parts: list[Demonstration
     _update_normalizer(venv, parts[-1], config.gamma)
     data = Demonstrations.concat(parts)
     obs, rewards = _normalized(venv, data)
-    labels = _policy_actions(model, data.labels)
     return _fit(
         config,
         model,
         _tensor(obs),
-        torch.as_tensor(labels, dtype=torch.float32),
+        _label_tensor(config, model, data),
         torch.as_tensor(_discounted(rewards, data.dones, config.gamma), dtype=torch.float32),
     )
+
+
+def _label_tensor(config: RunConfig, model: Any, data: Demonstrations) -> Any:
+    """What the fit targets: actions (Box), or (indices, weights) of the Discrete targets.
+
+    Discrete: the controller's candidates (``targets: candidates``) or its own action alone;
+    an index of -1 is unused.
+    """
+    import torch
+
+    if not isinstance(model.action_space, gym.spaces.Discrete):
+        return torch.as_tensor(_policy_actions(model, data.labels), dtype=torch.float32)
+    if _spec(config).targets == "candidates":
+        indices, weights = data.targets, data.target_weights
+    else:
+        indices = data.labels.astype(np.int64)[:, None]
+        weights = np.ones_like(indices, dtype=np.float32)
+    return torch.stack([torch.as_tensor(indices).double(), torch.as_tensor(weights).double()], 1)
 
 
 def _policy_actions(model: Any, actions: np.ndarray) -> np.ndarray:
@@ -233,9 +290,29 @@ def _losses(
     policy = model.policy
     if hasattr(policy, "actor"):
         return _actor_losses(policy.actor, obs, labels, log_std)
-    mean = policy.get_distribution(obs).distribution.mean
+    distribution = policy.get_distribution(obs).distribution
     values = policy.predict_values(obs).flatten()
-    return {"action": F.mse_loss(mean, labels), "value": 0.5 * F.mse_loss(values, returns)}
+    value_loss = 0.5 * F.mse_loss(values, returns)
+    if isinstance(model.action_space, gym.spaces.Discrete):
+        return {
+            "action": target_set_cross_entropy(distribution.logits, labels),
+            "value": value_loss,
+        }
+    return {"action": F.mse_loss(distribution.mean, labels), "value": value_loss}
+
+
+def target_set_cross_entropy(log_probs: Any, targets: Any) -> Any:
+    """Cross-entropy against each row's target distribution (weights normalised).
+
+    ``log_probs``: (batch, n) normalised log-probabilities; ``targets``: (batch, 2, k), the
+    action indices (-1 where unused; each row has at least one) and their weights. With
+    one target per row this is the ordinary cross-entropy of the controller's action.
+    """
+    indices, weights = targets[:, 0].long(), targets[:, 1].to(log_probs.dtype)
+    weights = weights * (indices >= 0)
+    picked = log_probs.gather(1, indices.clamp(min=0))
+    per_row = (picked * weights).sum(dim=1) / weights.sum(dim=1)
+    return -per_row.mean()
 
 
 def _actor_losses(actor: Any, obs: Any, labels: Any, log_std: float | None) -> dict[str, Any]:

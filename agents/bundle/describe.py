@@ -52,10 +52,12 @@ def _input(key: str | None, space: spaces.Space, described: Any) -> dict[str, An
 
 
 def action_output(env: gym.Env) -> dict[str, Any]:
-    """The manifest's ``action`` entry: kind, dtype, shape and fields with bounds.
+    """The manifest's ``action`` entry: kind, dtype, shape, fields with bounds, and grid.
 
     The bounds are the action space's (what the graph clips or squashes to); a cell's own
-    ``low``/``high`` are physical and follow from ``scale``.
+    ``low``/``high`` are physical and follow from ``scale``. A Discrete action that picks a
+    cell of an image-aligned grid carries the cell's own ``action_grid`` description
+    (:class:`robocell.agents.bundle.manifest.ActionGrid`) as ``grid``.
     """
     space = env.action_space
     described = _attribute(env, "action_fields")
@@ -81,6 +83,7 @@ def action_output(env: gym.Env) -> dict[str, Any]:
         "shape": shape,
         "fields": fields,
         "generic_fields": generic,
+        "grid": _attribute(env, "action_grid") if kind == "discrete" else None,
     }
 
 

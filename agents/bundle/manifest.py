@@ -91,6 +91,46 @@ class ObsInput:
 
 
 @dataclass
+class ActionGrid:
+    """A Discrete action that picks a cell of an image-aligned grid and a bin.
+
+    The action index is ``bin·rows·cols + row·cols + col`` (``index``). Cell (row, col)
+    covers the same part of the camera image at any image size: rows run from the image's
+    top edge down, columns from its left edge to the right. Its pick point is the world
+    point (x, y, ``plane_z_m``) with ``x = x_range_m[0] + (row + 0.5) / rows ·
+    (x_range_m[1] − x_range_m[0])`` and likewise y over ``cols`` and ``y_range_m``.
+    """
+
+    rows: int
+    """Cells from the image's top edge to its bottom edge."""
+    cols: int
+    """Cells from the image's left edge to its right edge."""
+    bins: list[str]
+    """Bin names in index order (``index // (rows·cols)``)."""
+    x_range_m: list[float]
+    """World x (m) at the image's top edge and at its bottom edge."""
+    y_range_m: list[float]
+    """World y (m) at the image's left edge and at its right edge."""
+    plane_z_m: float
+    """Height (m) of the plane the pick points lie on (the parts' top faces)."""
+    index: Literal["bin*rows*cols + row*cols + col"]
+    """How the action index is formed."""
+
+    def validate(self) -> None:
+        """Positive sizes, two-element ranges, at least one bin."""
+        if self.rows < 1 or self.cols < 1 or not self.bins:
+            raise SchemaError("action.grid", "needs rows >= 1, cols >= 1 and at least one bin")
+        for name in ("x_range_m", "y_range_m"):
+            if len(getattr(self, name)) != 2:
+                raise SchemaError(f"action.grid.{name}", "needs two values (first, last edge)")
+
+    @property
+    def size(self) -> int:
+        """Number of actions the grid names."""
+        return self.rows * self.cols * len(self.bins)
+
+
+@dataclass
 class ActionOutput:
     """The ONNX output ``action``: the action to send to the cell, in its units."""
 
@@ -106,11 +146,19 @@ class ActionOutput:
     """One entry per element (row-major)."""
     generic_fields: bool = False
     """True when the cell did not describe its fields and the names are ``action[i]``."""
+    grid: ActionGrid | None = None
+    """Discrete pick-over-image actions: what each index means (None for other actions)."""
 
 
 @dataclass
 class ParityRecord:
-    """What the export's parity check compared and found."""
+    """What the export's parity check compared and found.
+
+    Continuous actions agree within ``atol + rtol·|a|``. Discrete actions (indices, the
+    arg-max of the policy's scores) are equal, or at a tie: the graph chose another action
+    whose probability under the trained model equals the best within ``atol + rtol·p``;
+    ``max_abs_diff`` is then the largest such probability gap.
+    """
 
     observations: int
     """Observations recorded from rollouts of the trained model."""
@@ -124,6 +172,8 @@ class ParityRecord:
     """Absolute tolerance."""
     rtol: float = PARITY_RTOL
     """Relative tolerance."""
+    argmax_ties: int = 0
+    """Discrete actions: observations decided differently between two equally likely actions."""
 
 
 @dataclass
@@ -216,6 +266,10 @@ def _check_output(item: ActionOutput) -> None:
     for i, entry in enumerate(item.fields):
         if entry.low is not None and entry.high is not None and entry.low > entry.high:
             raise SchemaError(f"action.fields[{i}]", "low must be <= high")
+    if item.grid is not None:
+        high = item.fields[0].high if item.kind == "discrete" else None
+        if high is None or high + 1 != item.grid.size:
+            raise SchemaError("action.grid", "needs a discrete action with one index per cell")
 
 
 def parse_manifest(data: Any) -> BundleManifest:

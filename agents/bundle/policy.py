@@ -82,6 +82,7 @@ class BundlePolicy:
         try:
             self.check_observation_space(env.observation_space)
             self.check_action_space(env.action_space)
+            self.check_action_grid(getattr(env.unwrapped, "action_grid", None))
         except BaseException:
             env.close()
             raise
@@ -109,12 +110,23 @@ class BundlePolicy:
             same = np.array_equal(found_low, np.float32(low), equal_nan=True) and (
                 np.array_equal(found_high, np.float32(high), equal_nan=True)
             )
+        elif action["kind"] == "discrete":
+            same = getattr(space, "n", None) == int(high[0]) + 1 and not hasattr(space, "low")
         else:
             same = action["kind"] != "box" and not hasattr(space, "low")
         if not same or list(space.shape) != action["shape"]:
             raise VerificationError(
                 f"{self.path}: the bundle acts in {action['kind']} {action['shape']} within "
                 f"{low}…{high}, but {self.env_id} takes {space}"
+            )
+
+    def check_action_grid(self, grid: dict[str, Any] | None) -> None:
+        """Raise VerificationError unless the cell's pick grid is the manifest's (or neither)."""
+        expected = self.manifest["action"].get("grid")
+        if expected is not None and grid != expected:
+            raise VerificationError(
+                f"{self.path}: the bundle picks on the grid {expected}, "
+                f"but {self.env_id} has {grid}"
             )
 
     def action_in_bounds(self, action: Any) -> bool:

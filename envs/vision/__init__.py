@@ -3,7 +3,7 @@
 from robocell.envs.spec import CellSpec
 
 CELL = CellSpec(
-    "robocell/VisionSort-v0",
+    "robocell/VisionSort-v1",
     "robocell.envs.vision.env:VisionSortEnv",
     max_episode_steps=7,  # the attempt budget of the largest tray: 5 parts + 2
     reward_threshold=2.5,  # sorting the smallest tray (3 parts) right returns about 2.7

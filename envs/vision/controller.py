@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from robocell.envs.vision.camera import Blob, OverheadCamera, detect_parts
-from robocell.envs.vision.scene import FIELD_M, PART_HALF_M, PART_TOP_M, TRAY_CENTRE_M
+from robocell.envs.vision.pick_grid import PickGrid
+from robocell.envs.vision.scene import PART_HALF_M, PART_TOP_M, TRAY_CENTRE_M
 
 
 class ScriptedSorter:
@@ -18,17 +19,24 @@ class ScriptedSorter:
     two-rule classifier — defective when the blob's mean redness r / (r + g + b) exceeds
     0.40 (bare aluminium reads about 0.33, a heat-tinted part about 0.48) or when at least
     3 of its pixels are darker than 0.35 × its median brightness (a mark). It picks the
-    blobs in image order and avoids a pick point that came up empty before.
+    blobs in image order and avoids a pick point that came up empty before. Its actions
+    are in the env's action mode (a grid cell and bin, or a continuous pick point).
 
     Args:
-        env: the (unwrapped) cell; only its camera model is read.
+        env: the (unwrapped) cell; its camera model and action encoding are used.
     """
 
     redness_limit = 0.40
     dark_px_limit = 3
+    # Imitation targets on a pick grid: every cell within 6 mm of a detected centre (the cup
+    # seals up to 15 mm off centre), weighted by a Gaussian of 2 mm (the centroid's error).
+    target_radius_m = 0.006
+    target_sigma_m = 0.002
 
     def __init__(self, env: Any) -> None:
         self.camera: OverheadCamera = env.task.camera
+        self.encode = env.task.encode_action
+        self.grid: PickGrid | None = env.task.grid
         self.part_area_px = (2.0 * PART_HALF_M[0] / self.camera.metres_per_px) ** 2
         self.failed_xy: list[np.ndarray] = []
         self._last_xy: np.ndarray | None = None
@@ -42,22 +50,46 @@ class ScriptedSorter:
         """The classifier: discoloured or marked."""
         return blob.redness > self.redness_limit or blob.dark_px >= self.dark_px_limit
 
+    def detect(self, image: np.ndarray) -> list[tuple[np.ndarray, str]]:
+        """Every part seen, in image order: its pick point (x, y) in metres and its bin."""
+        blobs = detect_parts(image, min_area_px=0.3 * self.part_area_px)
+        if not blobs:
+            return []
+        centres = np.array([b.centre_px for b in blobs])
+        points = self.camera.pixel_to_world(centres, PART_TOP_M)[:, :2]
+        return [
+            (xy, "ng" if self.is_defective(blob) else "ok")
+            for xy, blob in zip(points, blobs, strict=True)
+        ]
+
+    def candidate_actions(self, obs: dict[str, np.ndarray]) -> dict[Any, float]:
+        """Right actions for every part seen, with weights (imitation targets).
+
+        On a pick grid: every cell within ``target_radius_m`` of a part's centre, with the
+        part's bin, weighted exp(−d² / 2σ²); else the action at each centre, weight 1.
+        """
+        targets: dict[Any, float] = {}
+        for xy, bin_name in self.detect(obs["image"]):
+            if self.grid is None:
+                targets[self.encode(xy, bin_name)] = 1.0
+                continue
+            for row, col, distance in self.grid.cells_near(xy, self.target_radius_m):
+                weight = float(np.exp(-0.5 * (distance / self.target_sigma_m) ** 2))
+                targets[self.grid.index(row, col, bin_name)] = weight
+        return targets
+
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Pick the next part seen and choose its bin."""
         if self._last_xy is not None and obs["state"][1] > 0.5:
             self.failed_xy.append(self._last_xy)
-        blobs = detect_parts(obs["image"], min_area_px=0.3 * self.part_area_px)
-        if not blobs:
-            return np.array([0.0, 0.0, -1.0], np.float32)
-        centres = [b.centre_px for b in blobs]
-        points = self.camera.pixel_to_world(np.array(centres), PART_TOP_M)[:, :2]
+        parts = self.detect(obs["image"])
+        if not parts:
+            return self.encode(np.asarray(TRAY_CENTRE_M[:2]), "ok")  # a harmless pick
         fresh = [
             i
-            for i, xy in enumerate(points)
+            for i, (xy, _) in enumerate(parts)
             if all(np.linalg.norm(xy - failed) > 0.01 for failed in self.failed_xy)
         ]
-        index = fresh[0] if fresh else 0
-        self._last_xy = points[index]
-        pick = (self._last_xy - np.asarray(TRAY_CENTRE_M[:2])) / (FIELD_M / 2.0)
-        bin_choice = 1.0 if self.is_defective(blobs[index]) else -1.0
-        return np.array([*np.clip(pick, -1.0, 1.0), bin_choice], np.float32)
+        xy, bin_name = parts[fresh[0] if fresh else 0]
+        self._last_xy = xy
+        return self.encode(xy, bin_name)

@@ -1,8 +1,9 @@
-"""The vision sorting cell's env assembly: ``robocell/VisionSort-v0``.
+"""The vision sorting cell's env assembly: ``robocell/VisionSort-v1``.
 
 An overhead camera sees a tray of parts, some defective; each env step is one whole
 pick-and-place cycle run in physics (see :class:`VisionSortEnv`). The scene lives in
-:mod:`robocell.envs.vision.scene`, the camera in :mod:`robocell.envs.vision.camera`.
+:mod:`robocell.envs.vision.scene`, the camera in :mod:`robocell.envs.vision.camera`, the
+pick over image positions in :mod:`robocell.envs.vision.pick_grid`.
 """
 
 from __future__ import annotations
@@ -13,16 +14,26 @@ from robocell.envs.core import CellEnv
 from robocell.envs.robot import KukaIiwa
 from robocell.envs.sim import Sim
 from robocell.envs.vision.camera import OverheadCamera, RenderClient
+from robocell.envs.vision.pick_grid import PickGrid
 from robocell.envs.vision.pick_place import ArmPlanner
 from robocell.envs.vision.scene import (
     CAMERA_HEIGHT_M,
     FIELD_M,
     MAX_PARTS,
+    PART_TOP_M,
     SUCTION_CUP,
     TRAY_CENTRE_M,
     Appearance,
 )
-from robocell.envs.vision.task import PHYSICS_STEP_S, STATE_FIELDS, VisionSortTask
+from robocell.envs.vision.task import (
+    ACTION_MODES,
+    BINS,
+    CONTINUOUS_FIELDS,
+    GRID_FIELDS,
+    PHYSICS_STEP_S,
+    STATE_FIELDS,
+    VisionSortTask,
+)
 
 
 class VisionSortEnv(CellEnv):
@@ -42,9 +53,22 @@ class VisionSortEnv(CellEnv):
     the pick point. Lighting and colours are randomised every episode.
 
     ## Action Space
-    ``Box(-1, 1, (3,), float32)``: the pick point on the tray, x (away from the robot) and y
-    (to its left), each × 150 mm from the tray centre (the camera's field); and the bin,
-    > 0 NG, ≤ 0 OK. IK runs once per waypoint (above the part, on it, above the bin slot);
+    ``action_mode="grid"`` (the default): ``Discrete(G · G · 2)``, a pick over image
+    positions. The camera image is cut into a G × G grid of cells (G = ``grid_size``,
+    default 2 × ``image_size`` = 168: a cell is 1.74 mm of tray), aligned with the image's
+    rows and columns; the action index is ``bin · G² + row · G + col`` with bin 0 = OK,
+    1 = NG, row 0 the image's top row (far edge, +x) and col 0 its left column (+y). The
+    pick point is where the camera ray through the cell's centre meets the plane of the
+    parts' top faces (:class:`robocell.envs.vision.pick_grid.PickGrid`; ``env.action_grid``
+    gives its rows, cols, bins and the x and y ranges across the image, which the bundle
+    manifest carries as ``action.grid``). A fully-convolutional policy scores every cell and
+    picks the best one. An index outside the space is an invalid action.
+
+    ``action_mode="continuous"``: ``Box(-1, 1, (3,), float32)``, one regressed pick point,
+    x (away from the robot) and y (to its left), each × 150 mm from the tray centre (the
+    camera's field); and the bin, > 0 NG, ≤ 0 OK.
+
+    Either way IK runs once per waypoint (above the part, on it, above the bin slot);
     between waypoints the joints move in joint space at their rated speeds.
 
     ## Observation Space
@@ -89,26 +113,28 @@ class VisionSortEnv(CellEnv):
 
     ## Arguments
     ``energy_weight`` (λ, J⁻¹), ``parts`` (min, max count, 1–5), ``defect_rate`` (0–1),
-    ``image_size`` (pixels, square), ``depth`` (add the depth channel), ``light_tilt_deg``,
-    ``light_level_jitter``, ``colour_jitter`` (0 turns each randomisation off),
+    ``action_mode`` (``"grid"`` or ``"continuous"``), ``grid_size`` (G, cells per image
+    side; default 2 × ``image_size``), ``image_size`` (pixels, square), ``depth`` (add the
+    depth channel), ``light_tilt_deg``, ``light_level_jitter``, ``colour_jitter`` (0 turns
+    each randomisation off),
     ``render_mode`` (None or "rgb_array": an oblique view of the whole cell).
 
     ## Version History
-    - v0: initial release.
+    - v1: the action is a pick over image positions (``Discrete(G · G · 2)``) by default;
+      a single regressed pick point averages between parts and picks empty tray. The v0
+      action stays available as ``action_mode="continuous"``.
+    - v0: initial release (continuous pick point and bin).
     """
 
     observation_fields: ClassVar[dict[str, list[dict[str, Any]]]] = {"state": STATE_FIELDS}
-    action_fields: ClassVar[list[dict[str, Any]]] = [
-        {"name": "pick_x", "unit": "1", "doc": "pick x from the tray centre / 150 mm"},
-        {"name": "pick_y", "unit": "1", "doc": "pick y from the tray centre / 150 mm"},
-        {"name": "bin", "unit": "1", "doc": "> 0: NG bin, <= 0: OK bin"},
-    ]
 
     def __init__(
         self,
         energy_weight: float = 5e-4,
         parts: tuple[int, int] | list[int] = (3, 5),
         defect_rate: float = 0.3,
+        action_mode: str = "grid",
+        grid_size: int | None = None,
         image_size: int = 84,
         depth: bool = False,
         light_tilt_deg: float = 35.0,
@@ -123,14 +149,23 @@ class VisionSortEnv(CellEnv):
             raise ValueError(f"defect_rate must be in [0, 1], got {defect_rate}")
         if image_size < 16:
             raise ValueError(f"image_size must be at least 16 pixels, got {image_size}")
+        if action_mode not in ACTION_MODES:
+            raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
+        if grid_size is not None and action_mode != "grid":
+            raise ValueError("grid_size applies to action_mode='grid' only")
         look = Appearance(light_tilt_deg, light_level_jitter, colour_jitter)
         camera = OverheadCamera(TRAY_CENTRE_M, CAMERA_HEIGHT_M, FIELD_M, image_size)
+        grid = None
+        if action_mode == "grid":
+            size = 2 * image_size if grid_size is None else int(grid_size)
+            grid = PickGrid.from_camera(camera, size, PART_TOP_M, BINS)
+        self.action_fields = CONTINUOUS_FIELDS if grid is None else GRID_FIELDS
         sim = Sim(timestep_s=PHYSICS_STEP_S)
         render_client, planner = RenderClient(camera, depth), ArmPlanner(SUCTION_CUP)
         try:
             robot = KukaIiwa(sim, SUCTION_CUP)
             task = VisionSortTask(
-                sim, robot, render_client, planner, (low, high), defect_rate, look
+                sim, robot, render_client, planner, (low, high), defect_rate, look, grid
             )
             super().__init__(sim, robot, task, energy_weight, render_mode)
         except Exception:
@@ -138,6 +173,11 @@ class VisionSortEnv(CellEnv):
                 client.close()
             raise
         task.meter = self.meter
+
+    @property
+    def action_grid(self) -> dict[str, Any] | None:
+        """The pick grid (rows, cols, bins, x and y ranges across the image), or None."""
+        return None if self.task.grid is None else self.task.grid.describe()
 
     def close(self) -> None:
         """Release the physics client, the camera's render client and the planner's client."""

@@ -13,6 +13,7 @@ from robocell.envs.robot import KukaIiwa
 from robocell.envs.sim import Sim, quat_from_euler, rotation_matrix
 from robocell.envs.sim_types import Light
 from robocell.envs.vision.camera import RenderClient
+from robocell.envs.vision.pick_grid import PickGrid
 from robocell.envs.vision.pick_place import TIMING, ArmPlanner, joint_move
 from robocell.envs.vision.scene import (
     BIN_INNER_HALF_M,
@@ -47,6 +48,20 @@ STATE_FIELDS: list[dict[str, Any]] = [
     {"name": "attempts_left", "unit": "1", "doc": "attempts left / attempt budget"},
     {"name": "last_pick_empty", "unit": "1", "doc": "1 when the last pick held nothing"},
 ]
+ACTION_MODES = ("grid", "continuous")
+BINS = ("ok", "ng")  # bin order of the grid action: index // (rows · cols)
+CONTINUOUS_FIELDS: list[dict[str, Any]] = [
+    {"name": "pick_x", "unit": "1", "doc": "pick x from the tray centre / 150 mm"},
+    {"name": "pick_y", "unit": "1", "doc": "pick y from the tray centre / 150 mm"},
+    {"name": "bin", "unit": "1", "doc": "> 0: NG bin, <= 0: OK bin"},
+]
+GRID_FIELDS: list[dict[str, Any]] = [
+    {
+        "name": "pick_cell",
+        "unit": "1",
+        "doc": "bin*rows*cols + row*cols + col of the image-aligned pick grid (action.grid)",
+    },
+]
 
 
 class VisionSortTask(Task):
@@ -65,9 +80,11 @@ class VisionSortTask(Task):
         parts: tuple[int, int] = (3, 5),
         defect_rate: float = 0.3,
         look: Appearance | None = None,
+        grid: PickGrid | None = None,
     ) -> None:
         super().__init__(sim, robot)
         self.camera = render_client.camera
+        self.grid = grid  # None: the continuous pick point
         self.render_client = render_client
         self.planner = planner
         self.part_range = parts
@@ -81,7 +98,11 @@ class VisionSortTask(Task):
                 "state": spaces.Box(0.0, 1.0, (len(STATE_FIELDS),), np.float32),
             }
         )
-        self.action_space = spaces.Box(-1.0, 1.0, (3,), np.float32)
+        self.action_space: spaces.Space = (
+            spaces.Box(-1.0, 1.0, (3,), np.float32)
+            if grid is None
+            else spaces.Discrete(grid.n_actions)
+        )
         self._phase_ends = np.cumsum(TIMING.steps(sim.timestep_s))
         self._home_q = planner.solve((*TRAY_CENTRE_M[:2], TRAVEL_HEIGHT_M))
         x = TRAY_CENTRE_M[0]
@@ -128,11 +149,24 @@ class VisionSortTask(Task):
         self._constraint: int | None = None
 
     # ------------------------------------------------------------------ the primitive
+    def decode_action(self, action: np.ndarray | int) -> tuple[np.ndarray, str]:
+        """The pick point (x, y) in metres and the bin an action asks for."""
+        if self.grid is not None:
+            return self.grid.decode(int(np.asarray(action).item()))
+        action = np.clip(np.asarray(action, dtype=float), -1.0, 1.0)
+        xy = np.asarray(TRAY_CENTRE_M[:2]) + action[:2] * FIELD_M / 2.0
+        return xy, "ng" if action[2] > 0.0 else "ok"
+
+    def encode_action(self, xy: np.ndarray, bin_name: str) -> np.ndarray:
+        """The action that picks at (x, y) (m) and places into ``bin_name`` ("ok"/"ng")."""
+        if self.grid is not None:
+            return np.int64(self.grid.encode(xy, bin_name))
+        pick = (np.asarray(xy) - np.asarray(TRAY_CENTRE_M[:2])) / (FIELD_M / 2.0)
+        return np.array([*np.clip(pick, -1.0, 1.0), 1.0 if bin_name == "ng" else -1.0], np.float32)
+
     def apply_action(self, action: np.ndarray) -> None:
         """Plan one pick-and-place: IK once per waypoint, joint-space moves between."""
-        action = np.clip(np.asarray(action, dtype=float), -1.0, 1.0)
-        self.pick_xy = np.asarray(TRAY_CENTRE_M[:2]) + action[:2] * FIELD_M / 2.0
-        self.bin = "ng" if action[2] > 0.0 else "ok"
+        self.pick_xy, self.bin = self.decode_action(action)
         self.attempts += 1
         self.step_empty = False
         self._q_above = self.planner.solve((*self.pick_xy, TRAVEL_HEIGHT_M))
