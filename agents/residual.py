@@ -226,6 +226,13 @@ class Residual:
         """Entries of the residual: the env's action dimensions with a scale above zero."""
         return len(residual_basis(scale_vector(self.scale, env.action_space.shape[0])))
 
+    def wrap(self, env: gym.Env) -> ResidualAction:
+        """``env`` acting controller (built for it) + the agent's residual."""
+        from robocell.envs.make import make_controller
+
+        scale = scale_vector(self.scale, env.action_space.shape[0])
+        return ResidualAction(env, make_controller(self.env_id, env.unwrapped), scale)
+
     def policy(self, env: gym.Env, residual: Policy) -> ResidualPolicy:
         """The numpy reference: the controller (built for ``env``) plus ``residual``."""
         from robocell.envs.make import make_controller

@@ -21,8 +21,7 @@ from robocell.envs.rollout import run_episode
 from robocell.envs.weld.controller import ScriptedWelder
 from robocell.schema import SchemaError
 from robocell.train.config import RunConfig, config_from_dict
-from robocell.train.export import residual_of
-from robocell.train.vec_env import make_run_env, make_vec_env
+from robocell.train.vec_env import make_run_env, make_vec_env, residual_of
 
 WELD_ID = "robocell/WeldSeam-v1"
 SCALE = [0.2, 0.05, 0.05, 0.0]

@@ -11,8 +11,8 @@ from typing import Any
 
 from robocell.agents.bundle.write import check_bundle_target
 from robocell.agents.export import ExportReport, ExportSource, export_model
-from robocell.agents.residual import Residual
 from robocell.train.rundir import load_run
+from robocell.train.vec_env import residual_of
 
 
 def export_run(
@@ -43,10 +43,3 @@ def export_run(
         residual_of(run.config),
     )
     return export_model(source, bundle_dir, **options)
-
-
-def residual_of(config: Any) -> Residual | None:
-    """The run config's residual setup (None when the policy acts alone)."""
-    if config.residual is None:
-        return None
-    return Residual(config.env_id, config.residual.controller, config.residual.scale)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
@@ -14,23 +14,32 @@ from robocell.errors import RobocellError
 from robocell.schema import SchemaError
 from robocell.train.config import RunConfig
 
+if TYPE_CHECKING:
+    from robocell.agents.residual import Residual
+
 
 def make_run_env(config: RunConfig, render_mode: str | None = None) -> gym.Env:
     """The run's cell as its policy sees it: with ``residual`` set, the policy's actions are
     residuals in [−1, 1] added to the cell's scripted controller (bad kwargs or scales raise
     a SchemaError naming them)."""
     env = make_cell(config.env_id, config.env_kwargs, render_mode)
-    if config.residual is None:
+    residual = residual_of(config)
+    if residual is None:
         return env
-    from robocell.agents.residual import ResidualAction, scale_vector
-    from robocell.envs.make import make_controller
-
     try:
-        scale = scale_vector(config.residual.scale, env.action_space.shape[0])
+        return residual.wrap(env)
     except RobocellError as exc:
         env.close()
         raise SchemaError("residual.scale", str(exc).split(": ", 1)[-1]) from None
-    return ResidualAction(env, make_controller(config.env_id, env.unwrapped), scale)
+
+
+def residual_of(config: RunConfig) -> Residual | None:
+    """The run config's residual setup (None when the policy acts alone)."""
+    if config.residual is None:
+        return None
+    from robocell.agents.residual import Residual
+
+    return Residual(config.env_id, config.residual.controller, config.residual.scale)
 
 
 def probe_spaces(config: RunConfig) -> tuple[gym.Space, gym.Space]:
