@@ -11,12 +11,15 @@ Field by field in ``docs/CERTIFICATION.md``.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -32,6 +35,7 @@ from robocell.eval.decision import Evaluation, evaluate
 from robocell.eval.dsse import IN_TOTO_PAYLOAD_TYPE, sign_envelope
 from robocell.eval.keys import public_key_fingerprint
 from robocell.eval.report import DEFAULT_STILL_EPISODES, render_stills, write_report
+from robocell.eval.revealed import RevealedSeeds
 from robocell.eval.runner import EpisodeJob, intake_bundle, run_episodes
 from robocell.eval.seeds import DERIVATION_RULE, check_commitment, commitment
 from robocell.eval.spec import BenchmarkSpec, spec_data, spec_digest
@@ -66,83 +70,146 @@ def certify(
     progress: bool = True,
     stills: int = DEFAULT_STILL_EPISODES,
     executor: ExecutorOptions | None = None,
+    revealed: RevealedSeeds | None = None,
 ) -> CertifyResult:
     """Certify the bundle on ``spec`` and write certificate, episode log and report to ``out_dir``.
 
     ``stills`` episodes are replayed with the bundle for the report's rollout stills (their
-    first and last frame; 0: none). Refuses (before running anything) a master seed that does
-    not match the commitment, an ``out_dir`` that exists and is not empty, and anything that is
-    not a fitting bundle. The directory appears complete or not at all. The episodes run on
-    ``workers`` local processes, or on Ray when ``executor`` says so: the certificate is the
-    same but for the ``run`` section (times and parallel workers) and the report line that
-    repeats it.
+    first and last frame; 0: none). Refuses, before running anything, a master seed that does
+    not match the commitment or that ``revealed`` (the key's record) says was revealed before,
+    an ``out_dir`` that exists and is not empty, is being written by another certify or cannot
+    be written, and anything that is not a fitting bundle. The directory appears complete or
+    not at all; with ``revealed`` the seed is recorded as revealed when it appears. The
+    episodes run on ``workers`` local processes, or on Ray when ``executor`` says so: the
+    certificate is the same but for the ``run`` section (times and parallel workers) and the
+    report line that repeats it.
     """
     check_commitment(master_seed_hex, commitment_hex)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise RobocellError(f"{out_dir}: exists and is not an empty directory; choose a new -o")
+    if revealed is not None:
+        revealed.check_unrevealed(commitment(master_seed_hex))
     policy = intake_bundle(bundle_dir, spec)
     subjects = subject_digests(bundle_dir)
     if subjects[ONNX_FILE] != policy.onnx_sha256:
         raise VerificationError(f"{bundle_dir}: {ONNX_FILE} changed after it was loaded")
-    # An absolute path: Ray workers need not share the working directory.
-    bundle_path = str(Path(bundle_dir).resolve())
-    job = EpisodeJob(bundle_path, policy.onnx_sha256, spec.env_id, spec.env_kwargs)
-    started_at, start_s = _utc_now(), time.perf_counter()
-    options = executor or ExecutorOptions(workers=workers)
-    records = run_episodes(job, master_seed_hex, spec.episodes, workers, progress, options)
-    run = {
-        "started_at": started_at,
-        "finished_at": _utc_now(),
-        "episodes_wall_time_s": round(time.perf_counter() - start_s, 3),
-        "workers": parallelism(options),
-    }
-    evaluation = evaluate(spec, [record["metrics"] for record in records])
-    still_images = render_stills(policy, spec, records, stills)
-    predicate = {
-        **_provenance(private_key),
-        **_inputs(spec, policy, master_seed_hex),
-        **evaluation.to_dict(),
-        "run": run,
-    }
-    statement = _write_directory(
-        out_dir, spec, evaluation, records, subjects, predicate, still_images, private_key
-    )
-    return CertifyResult(out_dir / CERTIFICATE_NAME, evaluation.verdict, evaluation, statement)
-
-
-def _write_directory(
-    out_dir: Path,
-    spec: BenchmarkSpec,
-    evaluation: Evaluation,
-    records: list[dict[str, Any]],
-    subjects: dict[str, str],
-    predicate: dict[str, Any],
-    still_images: dict[str, bytes],
-    private_key: Ed25519PrivateKey,
-) -> dict[str, Any]:
-    """Write log, report and signed certificate in a staging directory, then rename it."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
-        log_bytes = episode_log_bytes(records)
-        atomic_write_bytes(staging / LOG_NAME, log_bytes)
-        predicate["episodes"] = {
-            "count": len(records),
-            "log": LOG_NAME,
-            "log_sha256": sha256_bytes(log_bytes),
+    with OutputDirectory(Path(out_dir)) as output:
+        # An absolute path: Ray workers need not share the working directory.
+        bundle_path = str(Path(bundle_dir).resolve())
+        job = EpisodeJob(bundle_path, policy.onnx_sha256, spec.env_id, spec.env_kwargs)
+        started_at, start_s = _utc_now(), time.perf_counter()
+        options = executor or ExecutorOptions(workers=workers)
+        records = run_episodes(job, master_seed_hex, spec.episodes, workers, progress, options)
+        run = {
+            "started_at": started_at,
+            "finished_at": _utc_now(),
+            "episodes_wall_time_s": round(time.perf_counter() - start_s, 3),
+            "workers": parallelism(options),
         }
-        predicate["report"] = write_report(
-            staging, spec, evaluation, records, subjects, predicate, still_images
+        evaluation = evaluate(spec, [record["metrics"] for record in records])
+        still_images = render_stills(policy, spec, records, stills)
+        predicate = {
+            **_provenance(private_key),
+            **_inputs(spec, policy, master_seed_hex),
+            **evaluation.to_dict(),
+            "run": run,
+        }
+        statement = output.write(
+            spec, evaluation, records, subjects, predicate, still_images, private_key
         )
-        statement = make_statement(subjects, predicate)
-        envelope = sign_envelope(statement, private_key, IN_TOTO_PAYLOAD_TYPE)
-        atomic_write_bytes(staging / CERTIFICATE_NAME, certificate_bytes(envelope))
-        os.chmod(staging, 0o755)  # mkdtemp makes it private; a certificate is for everyone
-        os.replace(staging, out_dir)  # also replaces an empty directory
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return statement
+        revealing = revealed.revealing if revealed else _nothing_to_record
+        with revealing(commitment(master_seed_hex), output.path):
+            output.publish()
+    return CertifyResult(output.path / CERTIFICATE_NAME, evaluation.verdict, evaluation, statement)
+
+
+class OutputDirectory:
+    """A certificate directory written in a staging folder beside it, then renamed into place.
+
+    Entering checks the location before any episode runs: ``path`` must be absent or an empty
+    directory, the folder above must be writable (the staging folder is made there at once),
+    and no other certify may be writing to ``path`` (a lock file beside it, held until exit).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock: Any = None
+        self.staging: Path | None = None
+
+    def __enter__(self) -> OutputDirectory:
+        path = self.path
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise RobocellError(f"{path}: exists and is not an empty directory; choose a new -o")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock = open(path.parent / f".{path.name}.certify-lock", "a")
+            self.staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+        except OSError as exc:
+            self.__exit__()
+            raise RobocellError(f"-o {path}: cannot write there ({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.__exit__()
+            raise RobocellError(f"-o {path}: another certify is writing there") from None
+        return self
+
+    def write(
+        self,
+        spec: BenchmarkSpec,
+        evaluation: Evaluation,
+        records: list[dict[str, Any]],
+        subjects: dict[str, str],
+        predicate: dict[str, Any],
+        still_images: dict[str, bytes],
+        private_key: Ed25519PrivateKey,
+    ) -> dict[str, Any]:
+        """Write log, report and signed certificate into the staging folder."""
+        staging = self.staging
+        assert staging is not None, "write() outside the with block"
+        try:
+            log_bytes = episode_log_bytes(records)
+            atomic_write_bytes(staging / LOG_NAME, log_bytes, mode=0o644)
+            predicate["episodes"] = {
+                "count": len(records),
+                "log": LOG_NAME,
+                "log_sha256": sha256_bytes(log_bytes),
+            }
+            predicate["report"] = write_report(
+                staging, spec, evaluation, records, subjects, predicate, still_images
+            )
+            statement = make_statement(subjects, predicate)
+            envelope = sign_envelope(statement, private_key, IN_TOTO_PAYLOAD_TYPE)
+            certificate = certificate_bytes(envelope)
+            atomic_write_bytes(staging / CERTIFICATE_NAME, certificate, mode=0o644)
+        except OSError as exc:
+            raise RobocellError(
+                f"-o {self.path}: cannot write the certificate ({exc.strerror or exc}); "
+                "nothing was written and the seed is not revealed"
+            ) from None
+        return statement
+
+    def publish(self) -> None:
+        """Rename the staging folder to ``path`` (replacing an empty directory)."""
+        assert self.staging is not None, "publish() outside the with block"
+        try:
+            os.chmod(self.staging, 0o755)  # mkdtemp makes it private; a certificate is for all
+            os.replace(self.staging, self.path)
+        except OSError as exc:
+            raise RobocellError(
+                f"-o {self.path}: cannot put the certificate in place ({exc.strerror or exc}); "
+                "nothing was written and the seed is not revealed"
+            ) from None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+        if self._lock is not None:
+            Path(self._lock.name).unlink(missing_ok=True)
+            self._lock.close()
+
+
+@contextmanager
+def _nothing_to_record(commitment_hex: str, output: Path) -> Iterator[None]:
+    yield
 
 
 def make_statement(subjects: dict[str, str], predicate: dict[str, Any]) -> dict[str, Any]:

@@ -101,22 +101,25 @@ def _keys_new(args: argparse.Namespace) -> int:
 
 def _certify(args: argparse.Namespace) -> int:
     from robocell.eval.certify import certify
-    from robocell.eval.keys import load_private_key
+    from robocell.eval.keys import load_private_key, public_key_fingerprint
+    from robocell.eval.revealed import RevealedSeeds
     from robocell.eval.seeds import read_master_seed
     from robocell.eval.spec import load_spec, resolve_spec_path
 
     spec = load_spec(args.benchmark)
+    key = load_private_key(args.key)
     result = certify(
         args.bundle,
         spec,
         read_master_seed(args.master_seed_file),
         args.commitment,
-        load_private_key(args.key),
+        key,
         args.output,
         workers=args.workers,
         progress=not args.no_progress,
         stills=args.stills,
         executor=options_from_args(args, args.workers),
+        revealed=RevealedSeeds(args.key, public_key_fingerprint(key.public_key())),
     )
     print(f"benchmark: {spec.name} ({resolve_spec_path(args.benchmark)})")
     for c in result.evaluation.criteria:
@@ -148,7 +151,7 @@ def _verify(args: argparse.Namespace) -> int:
     if args.rerun and not args.bundle:
         raise RobocellError("--rerun needs --bundle (the bundle to run)")
     verified = verify_certificate(args.certificate, args.pubkey, args.bundle)
-    print(f"signature: valid (key {verified.predicate['certifier']['key_fingerprint']})")
+    print(f"signature: valid (key {verified.key_fingerprint})")
     print(f"benchmark spec sha256: {verified.spec_digest}")
     print(f"seed commitment: {verified.commitment} (revealed seed matches)")
     for name, digest in verified.subject_digests.items():

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -24,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from robocell.errors import VerificationError
 from robocell.eval.keys import public_key_fingerprint
-from robocell.util import canonical_json
+from robocell.util import canonical_json, load_json_strict
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 ENVELOPE_KEYS = {"payload", "payloadType", "signatures"}
@@ -73,10 +72,7 @@ def open_envelope(
         public_key.verify(signature, pae(envelope["payloadType"], payload))
     except InvalidSignature:
         raise VerificationError("signature does not verify with the given public key") from None
-    try:
-        statement = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise VerificationError(f"signed payload is not JSON ({exc})") from None
+    statement = load_json_strict(payload, "signed payload", VerificationError)
     if not isinstance(statement, dict):
         raise VerificationError("signed payload is not a JSON object")
     return statement

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from robocell.errors import RobocellError
-from robocell.util import atomic_write_bytes, sha256_bytes
+from robocell.util import atomic_write_bytes, read_error, sha256_bytes
 
 PRIVATE_KEY_NAME = "certifier.key"
 PUBLIC_KEY_NAME = "certifier.pub"
@@ -84,7 +84,5 @@ def public_key_fingerprint(public_key: Ed25519PublicKey) -> str:
 def _read(path: Path, what: str) -> bytes:
     try:
         return path.read_bytes()
-    except FileNotFoundError:
-        raise RobocellError(f"{path}: no such {what} file") from None
-    except IsADirectoryError:
-        raise RobocellError(f"{path}: is a directory, expected a {what} file") from None
+    except OSError as exc:
+        raise read_error(path, exc, f"a {what} file") from None

@@ -22,7 +22,7 @@ import secrets
 from pathlib import Path
 
 from robocell.errors import RobocellError
-from robocell.util import atomic_write_text, sha256_bytes
+from robocell.util import atomic_write_text, read_error, sha256_bytes
 
 MASTER_SEED_BYTES = 32
 EPISODE_SEED_LABEL = b"robocell/episode-seed/v1:"
@@ -57,10 +57,10 @@ def read_master_seed(path: str | Path) -> str:
     path = Path(path)
     try:
         text = path.read_text().strip().lower()
-    except FileNotFoundError:
-        raise RobocellError(f"{path}: no such master seed file") from None
-    except (IsADirectoryError, UnicodeDecodeError):
+    except UnicodeDecodeError:
         raise RobocellError(f"{path}: not a master seed file (64 hex digits)") from None
+    except OSError as exc:
+        raise read_error(path, exc, "a master seed file") from None
     try:
         _seed_bytes(text)
     except ValueError:

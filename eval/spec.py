@@ -28,6 +28,13 @@ from robocell.eval.stats import episodes_needed
 from robocell.schema import SchemaError, parse, to_dict
 from robocell.util import canonical_json, load_yaml, resolve_packaged, sha256_bytes
 
+#: Upper bounds of what a spec may ask for: a certification is hours of episodes, not years,
+#: and the bootstrap holds resamples × episodes float64 values in memory at once.
+MAX_EPISODES = 100_000
+MAX_RESAMPLES = 100_000
+MAX_BOOTSTRAP_VALUES = 50_000_000  # 400 MB of float64
+MAX_CRITERIA = 64
+MAX_CONDITIONS = 16
 Comparison = Literal["<=", "<", ">=", ">", "=="]
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
@@ -108,8 +115,10 @@ class Bootstrap:
 
     def validate(self) -> None:
         """Range checks."""
-        if self.resamples < 100:
-            raise SchemaError("bootstrap.resamples", f"must be >= 100, got {self.resamples}")
+        if not 100 <= self.resamples <= MAX_RESAMPLES:
+            raise SchemaError(
+                "bootstrap.resamples", f"must be within 100..{MAX_RESAMPLES}, got {self.resamples}"
+            )
         if not 0.5 <= self.confidence < 1.0:
             raise SchemaError("bootstrap.confidence", f"must be in [0.5, 1), got {self.confidence}")
         if self.seed < 0:
@@ -164,8 +173,7 @@ class BenchmarkSpec:
         """Range checks, unique names, and that n episodes can reach every p0 at all."""
         if not 0.0 < self.alpha < 0.5:
             raise SchemaError("alpha", f"must be in (0, 0.5), got {self.alpha}")
-        if self.episodes < 1:
-            raise SchemaError("episodes", f"must be >= 1, got {self.episodes}")
+        self._check_sizes()
         if not self.criteria:
             raise SchemaError("criteria", "at least one pass/fail criterion is needed")
         check_unique_names("criteria", [c.name for c in [*self.criteria, *self.figures]])
@@ -178,6 +186,25 @@ class BenchmarkSpec:
         for name, p0 in required:
             self._check_reachable(name, p0)
 
+    def _check_sizes(self) -> None:
+        if not 1 <= self.episodes <= MAX_EPISODES:
+            raise SchemaError("episodes", f"must be within 1..{MAX_EPISODES}, got {self.episodes}")
+        if self.episodes * self.bootstrap.resamples > MAX_BOOTSTRAP_VALUES:
+            raise SchemaError(
+                "bootstrap.resamples",
+                f"{self.bootstrap.resamples} resamples of {self.episodes} episodes hold "
+                f"{self.episodes * self.bootstrap.resamples} values, over {MAX_BOOTSTRAP_VALUES}",
+            )
+        sizes = {
+            "criteria": (len(self.criteria), MAX_CRITERIA),
+            "figures": (len(self.figures), MAX_CRITERIA),
+            "conditions": (len(self.conditions), MAX_CONDITIONS),
+        }
+        for name, (size, limit) in sizes.items():
+            if size > limit:
+                raise SchemaError(name, f"{size} entries, at most {limit}")
+        _check_episode_limit(self.env_id, self.env_kwargs)
+
     def _check_reachable(self, name: str, p0: float) -> None:
         # For a bucket criterion this is necessary only: its bucket holds some of the episodes.
         needed = episodes_needed(p0, self.alpha_per_criterion)
@@ -187,6 +214,30 @@ class BenchmarkSpec:
                 f"{self.episodes} episodes can never pass criterion {name!r} "
                 f"(p0={p0} at α/m={self.alpha_per_criterion:.4g} needs >= {needed})",
             )
+
+
+def _check_episode_limit(env_id: str, env_kwargs: dict[str, Any]) -> None:
+    """A ``max_episode_steps`` kwarg must be one the cell runs: at most its registered limit."""
+    if "max_episode_steps" not in env_kwargs:
+        return
+    value = env_kwargs["max_episode_steps"]
+    where = "env_kwargs.max_episode_steps"
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SchemaError(where, f"must be a positive integer, got {value!r}")
+    import gymnasium
+
+    import robocell.envs  # noqa: F401  (registers the cells)
+
+    try:
+        limit = gymnasium.spec(env_id).max_episode_steps
+    except gymnasium.error.Error:
+        return  # an unknown cell is refused when it is made
+    if limit is not None and value > limit:
+        raise SchemaError(
+            where,
+            f"{value} is over {env_id}'s own limit of {limit} steps; the cell would stop at "
+            f"{limit} while the certificate said {value}",
+        )
 
 
 def parse_spec(data: dict[str, Any], where: str = "") -> BenchmarkSpec:

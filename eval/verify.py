@@ -12,7 +12,6 @@ digests; and, given a bundle, its files against the subject digests.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +31,11 @@ from robocell.eval.certify import (
 )
 from robocell.eval.decision import evaluate
 from robocell.eval.dsse import IN_TOTO_PAYLOAD_TYPE, open_envelope
-from robocell.eval.keys import load_public_key
+from robocell.eval.keys import load_public_key, public_key_fingerprint
 from robocell.eval.runner import EpisodeJob, intake_bundle, run_episodes
 from robocell.eval.seeds import DERIVATION_RULE, commitment, episode_seed
 from robocell.eval.spec import BenchmarkSpec, parse_spec, spec_digest
-from robocell.util import sha256_bytes, sha256_file
+from robocell.util import load_json_strict, read_error, sha256_bytes, sha256_file
 
 # Recomputed statistics may differ from the signed ones in the last bits on another platform.
 RELATIVE_TOLERANCE = 1e-9
@@ -59,6 +58,8 @@ class VerifiedCertificate:
     subject_digests: dict[str, str]
     certificate_sha256: str
     spec: BenchmarkSpec
+    key_fingerprint: str
+    """Fingerprint of the key that checked the signature (and that the predicate names)."""
     episodes: list[dict[str, Any]] = field(repr=False, default_factory=list)
 
 
@@ -79,15 +80,29 @@ def verify_certificate(
         public_key = load_public_key(public_key)
     raw = _read_certificate(cert_path)
     statement = open_envelope(_parse_envelope(raw, cert_path), public_key, IN_TOTO_PAYLOAD_TYPE)
+    try:
+        verified = _check_content(cert_path, raw, statement, public_key)
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+        # A validly signed statement can still be of the wrong shape; it is refused, not run.
+        raise VerificationError(
+            f"{cert_path}: the signed statement is malformed ({type(exc).__name__}: {exc})"
+        ) from None
+    if bundle_dir is not None:
+        check_subject_digests(bundle_dir, verified.subject_digests)
+    return verified
+
+
+def _check_content(
+    cert_path: Path, raw: bytes, statement: dict[str, Any], public_key: Ed25519PublicKey
+) -> VerifiedCertificate:
     subjects = _check_statement(statement)
     predicate = statement["predicate"]
+    fingerprint = _check_certifier(predicate, public_key)
     spec = _check_spec(predicate)
     _check_seeds(predicate)
     episodes = _check_log(cert_path.parent, predicate, spec)
     _check_decision(predicate, spec, episodes)
     _check_report(cert_path.parent, predicate)
-    if bundle_dir is not None:
-        check_subject_digests(bundle_dir, subjects)
     return VerifiedCertificate(
         path=cert_path,
         statement=statement,
@@ -98,6 +113,7 @@ def verify_certificate(
         subject_digests=subjects,
         certificate_sha256=sha256_bytes(raw),
         spec=spec,
+        key_fingerprint=fingerprint,
         episodes=episodes,
     )
 
@@ -130,15 +146,12 @@ def rerun_differences(
 def _read_certificate(path: Path) -> bytes:
     try:
         return path.read_bytes()
-    except FileNotFoundError:
-        raise RobocellError(f"{path}: no such certificate") from None
+    except OSError as exc:
+        raise read_error(path, exc, "a certificate") from None
 
 
 def _parse_envelope(raw: bytes, path: Path) -> dict[str, Any]:
-    try:
-        envelope = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise VerificationError(f"{path}: not JSON ({exc})") from None
+    envelope = load_json_strict(raw, str(path), VerificationError)
     if not isinstance(envelope, dict):
         raise VerificationError(f"{path}: not a DSSE envelope")
     try:
@@ -167,6 +180,17 @@ def _check_statement(statement: dict[str, Any]) -> dict[str, str]:
     if sorted(subjects) != sorted(SUBJECT_NAMES) or len(statement["subject"]) != 2:
         raise VerificationError(f"subjects are {sorted(subjects)}, expected {list(SUBJECT_NAMES)}")
     return subjects
+
+
+def _check_certifier(predicate: dict[str, Any], public_key: Ed25519PublicKey) -> str:
+    fingerprint = public_key_fingerprint(public_key)
+    named = _field(predicate, "certifier", "key_fingerprint")
+    if named != fingerprint:
+        raise VerificationError(
+            f"the predicate names certifier key {named}, but the signature was checked with "
+            f"key {fingerprint}"
+        )
+    return fingerprint
 
 
 def _field(predicate: dict[str, Any], *path: str) -> Any:
@@ -210,14 +234,18 @@ def _check_log(cert_dir: Path, predicate: dict[str, Any], spec: BenchmarkSpec) -
     log_path = cert_dir / LOG_NAME
     if not log_path.is_file():
         raise VerificationError(f"episode log {log_path} is missing")
-    data = log_path.read_bytes()
+    try:
+        data = log_path.read_bytes()
+    except OSError as exc:
+        raise read_error(log_path, exc, "an episode log") from None
     if sha256_bytes(data) != _field(predicate, "episodes", "log_sha256"):
         raise VerificationError(f"episode log {log_path} does not match its signed sha256")
+    where = f"episode log {log_path}"
+    records = [load_json_strict(line, where, VerificationError) for line in data.splitlines()]
     try:
-        records = [json.loads(line) for line in data.splitlines()]
         canonical = episode_log_bytes(records)
-    except (UnicodeDecodeError, json.JSONDecodeError, TypeError, ValueError):
-        raise VerificationError(f"episode log {log_path} is not JSON lines") from None
+    except (TypeError, ValueError):
+        raise VerificationError(f"{where} is not JSON lines") from None
     if canonical != data or not all(_is_record(r) for r in records):
         raise VerificationError(f"episode log {log_path} is not in canonical form")
     if len(records) != spec.episodes or _field(predicate, "episodes", "count") != spec.episodes:
@@ -241,7 +269,10 @@ def _check_decision(predicate: dict[str, Any], spec: BenchmarkSpec, episodes: li
 
 
 def _check_report(cert_dir: Path, predicate: dict[str, Any]) -> None:
-    for relative, expected in _field(predicate, "report").items():
+    report = _field(predicate, "report")
+    if not isinstance(report, dict) or not all(isinstance(k, str) for k in report):
+        raise VerificationError("predicate report is not a mapping of file names to digests")
+    for relative, expected in report.items():
         path = cert_dir / relative
         if Path(relative).is_absolute() or ".." in Path(relative).parts or not path.is_file():
             raise VerificationError(f"report file {relative} is missing")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from importlib import resources
@@ -69,6 +70,77 @@ MAX_YAML_BYTES = 1024 * 1024
 MAX_YAML_NODES = 100_000
 
 
+#: Nesting a JSON or YAML document read from outside may have. A certificate is 8 deep, a
+#: config 5; only a crafted file goes deeper (and would exhaust the parser's recursion).
+MAX_NESTING = 64
+#: Digits an integer in such a document may have: a seed has 19, an amount is a string.
+MAX_INT_DIGITS = 40
+
+
+def load_json_strict(
+    data: bytes | str, where: str, error: type[RobocellError] = RobocellError
+) -> Any:
+    """Parse JSON read from outside; refuse what ``json.loads`` would let through.
+
+    Refused with ``error`` naming ``where``: duplicate keys (``json`` keeps the last),
+    ``NaN``/``Infinity`` and numbers that overflow to them, integers over
+    :data:`MAX_INT_DIGITS` digits, and nesting deeper than :data:`MAX_NESTING`.
+    """
+    try:
+        value = json.loads(
+            data,
+            object_pairs_hook=_unique_pairs,
+            parse_constant=_refuse_constant,
+            parse_int=_bounded_int,
+            parse_float=_finite_float,
+        )
+    except RecursionError:
+        raise error(f"{where}: nested more than {MAX_NESTING} deep") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise error(f"{where}: not valid JSON ({exc})") from None
+    if nesting_depth(value) > MAX_NESTING:
+        raise error(f"{where}: nested more than {MAX_NESTING} deep")
+    return value
+
+
+def nesting_depth(value: Any) -> int:
+    """How deep lists and mappings nest in ``value`` (a scalar: 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text)} digits (at most {MAX_INT_DIGITS})")
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} overflows to {value}")
+    return value
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; a missing, oversized, binary or bad file is a RobocellError.
 
@@ -86,12 +158,8 @@ def read_text_capped(path: Path, max_bytes: int, what: str) -> str:
     try:
         with open(path, "rb") as handle:
             data = handle.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise RobocellError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise RobocellError(f"{path}: is a directory, expected {what}") from None
     except OSError as exc:
-        raise RobocellError(f"{path}: cannot read it ({exc.strerror})") from None
+        raise read_error(path, exc, what) from None
     if len(data) > max_bytes:
         raise RobocellError(f"{path}: larger than {max_bytes} bytes, too large for {what}")
     try:
@@ -100,9 +168,61 @@ def read_text_capped(path: Path, max_bytes: int, what: str) -> str:
         raise RobocellError(f"{path}: not UTF-8 text (a binary file?), expected {what}") from None
 
 
+def read_error(path: Path, exc: OSError, what: str) -> RobocellError:
+    """The one-line error for a file that could not be read (missing, a folder, no access)."""
+    if isinstance(exc, FileNotFoundError):
+        return RobocellError(f"{path}: no such file, expected {what}")
+    if isinstance(exc, IsADirectoryError):
+        return RobocellError(f"{path}: is a directory, expected {what}")
+    if isinstance(exc, PermissionError):
+        return RobocellError(f"{path}: permission denied reading {what}")
+    return RobocellError(f"{path}: cannot read {what} ({exc.strerror or exc})")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """The safe loader, refusing duplicate keys, non-finite numbers and oversized integers."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # ``<<: *base`` overrides on purpose
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        value = super().construct_yaml_float(node)
+        if not math.isfinite(value):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} is not a finite number", node.start_mark
+            )
+        return value
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        if len(node.value.lstrip("+-").replace("_", "")) > MAX_INT_DIGITS:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"an integer of over {MAX_INT_DIGITS} digits", node.start_mark
+            )
+        return super().construct_yaml_int(node)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct_yaml_float)
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
+_StrictLoader.add_constructor("tag:yaml.org,2002:map", _StrictLoader.construct_yaml_map)
+
+
 def parse_yaml_text(text: str, where: str) -> Any:
-    """Parse one YAML document with the safe loader, refusing alias bombs; errors name ``where``."""
-    loader = yaml.SafeLoader(text)
+    """Parse one YAML document with the strict safe loader; errors name ``where``.
+
+    Refused: alias bombs, duplicate keys, ``.nan``/``.inf``, integers over
+    :data:`MAX_INT_DIGITS` digits and nesting deeper than :data:`MAX_NESTING`.
+    """
+    loader = _StrictLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -111,13 +231,16 @@ def parse_yaml_text(text: str, where: str) -> Any:
             raise RobocellError(
                 f"{where}: expands to more than {MAX_YAML_NODES} YAML nodes (an alias bomb?)"
             )
-        return loader.construct_document(node)
+        document = loader.construct_document(node)
     except yaml.YAMLError as exc:
-        raise RobocellError(f"{where}: not valid YAML ({exc})") from None
+        raise RobocellError(f"{where}: not valid YAML ({' '.join(str(exc).split())})") from None
     except RecursionError:
-        raise RobocellError(f"{where}: YAML nested too deeply") from None
+        raise RobocellError(f"{where}: nested more than {MAX_NESTING} deep") from None
     finally:
         loader.dispose()
+    if nesting_depth(document) > MAX_NESTING:
+        raise RobocellError(f"{where}: nested more than {MAX_NESTING} deep")
+    return document
 
 
 def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:

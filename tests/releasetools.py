@@ -15,7 +15,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import yaml
-from certtools import small_weld_spec, write_random_weld_bundle, write_scripted_weld_bundle
+from certtools import (
+    certify_quietly,
+    small_weld_spec,
+    write_random_weld_bundle,
+    write_scripted_weld_bundle,
+)
 
 from robocell.cli import main
 from robocell.eval import seeds
@@ -78,7 +83,10 @@ def write_contract(directory: Path, certified: Certified, **changes) -> Path:
 def release_cli(cert: Path, contract: Path, bundle: Path, tmp: Path, *extra: str) -> int:
     """``robocell release`` through the real CLI, with the ledger and output under ``tmp``."""
     argv = ["release", str(cert), "--contract", str(contract), "--bundle", str(bundle)]
-    argv += ["--ledger", str(tmp / "ledger.sqlite"), "-o", str(tmp / "payment.json"), *extra]
+    ledger = tmp / "ledger.sqlite"
+    if not ledger.exists():
+        assert main(["ledger", "init", "--ledger", str(ledger)]) == 0
+    argv += ["--ledger", str(ledger), "-o", str(tmp / "payment.json"), *extra]
     return main(argv)
 
 
@@ -102,10 +110,13 @@ def make_certified(root: Path) -> Certified:
     scripted = write_scripted_weld_bundle(root / "scripted")
     random = write_random_weld_bundle(root / "random")
     commitment = seeds.commitment(MASTER_SEED)
-    for name, bundle in [("passed", scripted), ("failed", random)]:
-        argv = ["certify", str(bundle), "--benchmark", str(spec_path), "--no-progress"]
-        argv += ["--master-seed-file", str(seed_file), "--commitment", commitment]
-        assert main([*argv, "--key", str(key), "-o", str(root / name)]) == 0
+    argv = ["certify", str(scripted), "--benchmark", str(spec_path), "--no-progress"]
+    argv += ["--master-seed-file", str(seed_file), "--commitment", commitment]
+    assert main([*argv, "--key", str(key), "-o", str(root / "passed")]) == 0
+    # ``certify`` now refuses the revealed seed: a FAILED certificate on the same seed is what
+    # a certifier without its revealed-seed record (another machine) would still sign, and
+    # the ledger must refuse to pay on it all the same.
+    certify_quietly(random, small_weld_spec(EPISODES), MASTER_SEED, key, root / "failed")
     # A second valid certificate of the same delivery, as a re-run of the certifier would
     # sign it (same episodes, another finishing time): cheaper than certifying twice.
     passed_again = resigned(

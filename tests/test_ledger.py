@@ -39,13 +39,15 @@ T0 = "2025-01-10T09:00:00Z"
 RACERS = 8
 
 
-def _draft(kind: EventKind = "CERTIFIED", milestone: str = "M1", body: dict | None = None) -> Draft:
-    return Draft(kind, "ACME-1", milestone, CERT, T0, body if body is not None else {"n": "1"})
+def _draft(
+    kind: EventKind = "CERTIFIED", milestone: str = "M1", body: dict | None = None, cert=CERT
+) -> Draft:
+    return Draft(kind, "ACME-1", milestone, cert, T0, body if body is not None else {"n": "1"})
 
 
 def _append(url: str, *drafts: Draft) -> None:
     with open_ledger(url) as ledger:
-        ledger.record("ACME-1", "M1", lambda history, head: (list(drafts), None))
+        ledger.record("ACME-1", "M1", lambda history, head, events: (list(drafts), None))
 
 
 def _three_entries(url: str) -> None:
@@ -84,7 +86,7 @@ def test_entries_chain_by_hash(ledger_backend):
 
 
 def test_failing_decision_writes_nothing(ledger_backend):
-    def decide(history, head):
+    def decide(history, head, events):
         raise RobocellError("changed my mind")
 
     with open_ledger(ledger_backend.url) as ledger:
@@ -99,7 +101,15 @@ def test_second_release_of_a_milestone_is_refused_by_the_store(ledger_backend):
     with pytest.raises(LedgerConflict, match="RELEASED"):
         # Both drafts are refused together: the CERTIFIED before it is rolled back too.
         _append(url, _draft("CERTIFIED"), _draft("RELEASED"))
-    _append(url, _draft("CERTIFIED", milestone="M2"), _draft("RELEASED", milestone="M2"))
+    with pytest.raises(LedgerConflict, match="RELEASED ACME-1/M2"):
+        # One certificate, one payment: the store refuses it for another milestone too.
+        _append(url, _draft("CERTIFIED", milestone="M2"), _draft("RELEASED", milestone="M2"))
+    other = "d" * 64
+    _append(
+        url,
+        _draft("CERTIFIED", milestone="M2", cert=other),
+        _draft("RELEASED", milestone="M2", cert=other),
+    )
     with open_ledger(url) as ledger:
         kinds = [(e.kind, e.milestone_id) for e in ledger.events()]
         assert ledger.verify().ok
@@ -268,7 +278,7 @@ def test_cli_ledger_show_lists_entries(ledger_backend, capsys):
 def _race_worker(url: str, barrier, results, unconditional: bool) -> None:
     """One process racing to release milestone M1; reports what it managed to do."""
 
-    def decide(history, head):
+    def decide(history, head, events):
         if not unconditional and any(e.kind == "RELEASED" for e in history):
             return [], "saw-released"
         return [_draft("CERTIFIED"), _draft("RELEASED")], "released"
@@ -327,7 +337,7 @@ _CRASH_SCRIPT = textwrap.dedent(
         for kind in ("CERTIFIED", "RELEASED")
     ]
     with open_ledger(url) as ledger:
-        ledger.record("ACME-1", "M1", lambda history, head: (drafts, None))
+        ledger.record("ACME-1", "M1", lambda history, head, events: (drafts, None))
     """
 )
 

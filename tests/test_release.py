@@ -248,6 +248,7 @@ def test_dispute_inside_the_window_stops_the_release(tmp_path, certified, capsys
     args = (certified.passed, contract, certified.scripted, tmp_path)
     ledger = ["--ledger", str(tmp_path / "ledger.sqlite")]
     dispute = ["dispute", "ACME-WELD-7", "M1", "--reason", "seam porosity on part 17", *ledger]
+    assert main(["ledger", "init", *ledger]) == 0
     assert main([*dispute, "--now", at(0)]) == 2  # nothing certified yet: nothing to stop
     assert release_cli(*args, "--now", at(0)) == 3
     assert main([*dispute, "--now", at(24)]) == 0
@@ -332,6 +333,8 @@ def test_release_on_a_postgresql_ledger_named_by_the_environment(
     contract = write_contract(tmp_path, certified)
     argv = ["release", str(certified.passed), "--contract", str(contract)]
     argv += ["--bundle", str(certified.scripted), "-o", str(tmp_path / "payment.json")]
+    assert main(argv) == 7  # no ledger there yet: nothing is created behind the user's back
+    assert main(["ledger", "init"]) == 0
     assert main(argv) == 0
     first = (tmp_path / "payment.json").read_bytes()
     assert main(argv) == 0 and (tmp_path / "payment.json").read_bytes() == first
@@ -372,6 +375,7 @@ def test_killed_release_leaves_no_partial_entry(tmp_path, certified, where):
     argv = ["release", str(certified.passed), "--contract", str(contract)]
     argv += ["--bundle", str(certified.scripted), "--ledger", str(tmp_path / "ledger.sqlite")]
     argv += ["-o", str(tmp_path / "payment.json")]
+    assert main(["ledger", "init", "--ledger", str(tmp_path / "ledger.sqlite")]) == 0
     killed = subprocess.run([sys.executable, "-c", _KILL_SCRIPT, where, *argv], timeout=300)
     assert killed.returncode == 9
     assert not (tmp_path / "payment.json").exists()

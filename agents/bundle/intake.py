@@ -10,7 +10,6 @@ functions, and external data (which would make onnxruntime open other files).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from robocell.agents.bundle.manifest import (
 )
 from robocell.errors import VerificationError
 from robocell.schema import SchemaError
-from robocell.util import sha256_bytes
+from robocell.util import load_json_strict, read_error, sha256_bytes
 
 # A default-MLP policy is ~50 kB and a CNN policy for 84×84 images ~7 MB; 64 MiB leaves
 # room for large networks and still stops a bundle from filling memory.
@@ -56,6 +55,9 @@ def bundle_directory(path: str | Path) -> Path:
             f"code when loaded); only a bundle directory ({ONNX_FILE} + {MANIFEST_FILE}) is "
             "accepted, see `robocell export`"
         )
+    if path.is_symlink():
+        # Its files are checked not to be links; the folder holding them must not be one either.
+        raise VerificationError(f"{path}: a symbolic link, not a bundle directory")
     if not path.exists():
         raise VerificationError(f"{path}: no such bundle directory")
     if not path.is_dir():
@@ -107,7 +109,10 @@ def read_capped(path: Path, max_bytes: int) -> bytes:
     size = path.stat().st_size
     if size > max_bytes:
         raise VerificationError(f"{path}: {size} bytes is over the cap of {max_bytes} bytes")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise VerificationError(str(read_error(path, exc, "a bundle file"))) from None
     if len(data) > max_bytes:  # it grew between stat and read
         raise VerificationError(f"{path}: over the cap of {max_bytes} bytes")
     return data
@@ -116,17 +121,10 @@ def read_capped(path: Path, max_bytes: int) -> bytes:
 def read_manifest_json(path: Path) -> tuple[dict[str, Any], bytes]:
     """The manifest as a mapping, and its bytes (for the digest)."""
     data = read_capped(path, MAX_MANIFEST_BYTES)
-    try:
-        manifest = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
-        raise VerificationError(f"{path}: not valid JSON ({exc})") from None
+    manifest = load_json_strict(data, str(path), VerificationError)
     if not isinstance(manifest, dict):
         raise VerificationError(f"{path}: expected a JSON object")
     return manifest, data
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def parse_onnx(data: bytes, where: Path) -> onnx.ModelProto:

@@ -3,7 +3,10 @@
 Exit codes of ``release``: 0 payment instruction written (first run or a retry), 1 certificate
 rejected (recorded as REJECTED), 2 bad input (nothing recorded), 3 certified but waiting for
 the dispute window, 4 stopped by a dispute, 5 released but the instruction file could not be
-written (run again: the same instruction), 6 the ledger's chain is broken (nothing written).
+written (run again: the same instruction), 6 the ledger's chain is broken (nothing written),
+7 the ledger could not be read or written: none made by ``robocell ledger init`` at that path
+or URL, a read-only file, a full disk, a file removed while open, a server error (nothing
+recorded).
 """
 
 from __future__ import annotations
@@ -59,6 +62,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_contract(subparsers)
     ledger = subparsers.add_parser("ledger", help="show or verify the release ledger")
     actions = ledger.add_subparsers(dest="ledger_command", metavar="ACTION", required=True)
+    init = actions.add_parser(
+        "init", help="create the ledger (release and dispute refuse one that does not exist)"
+    )
+    _ledger_option(init)
+    init.set_defaults(func=_init)
     show = actions.add_parser("show", help="print every ledger entry")
     _ledger_option(show)
     show.add_argument("--json", action="store_true", help="one JSON object per entry")
@@ -181,8 +189,8 @@ def _release(args: argparse.Namespace) -> int:
 
     contract = load_contract(args.contract)
     out = Path(args.output or _default_output(contract.contract_id, contract.milestone_id))
-    _check_writable(out)
-    with open_ledger(args.ledger) as ledger:
+    _check_writable(out, contract.contract_id, contract.milestone_id)
+    with open_ledger(args.ledger, create=False) as ledger:
         outcome = release_milestone(args.cert, args.contract, args.bundle, ledger, args.now)
     ids = f"{outcome.contract_id}/{outcome.milestone_id}"
     if outcome.status == "PENDING":
@@ -208,14 +216,36 @@ def _release(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
-def _check_writable(out: Path) -> None:
-    """Refuse, before anything is recorded, an instruction path that cannot be written."""
+def _check_writable(out: Path, contract_id: str, milestone_id: str) -> None:
+    """Refuse, before anything is recorded, an instruction path that cannot be written, or
+    that holds any file but this milestone's own instruction (which a retry writes again)."""
     folder = out.parent if str(out.parent) else Path(".")
     if out.is_dir():
         raise RobocellError(f"-o {out}: is a directory; name the instruction file to write")
+    if out.exists() or out.is_symlink():
+        _check_own_instruction(out, contract_id, milestone_id)
     existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise RobocellError(f"-o {out}: cannot write in {existing}; nothing was recorded")
+
+
+def _check_own_instruction(out: Path, contract_id: str, milestone_id: str) -> None:
+    from robocell.eval.release.release import INSTRUCTION_FORMAT
+    from robocell.util import load_json_strict, read_text_capped
+
+    refusal = RobocellError(
+        f"-o {out}: exists and is not the payment instruction of {contract_id}/{milestone_id}; "
+        "refusing to overwrite it (nothing was recorded)"
+    )
+    if out.is_symlink() or not out.is_file():
+        raise refusal
+    try:
+        data = load_json_strict(read_text_capped(out, 1024 * 1024, "an instruction"), str(out))
+    except RobocellError:
+        raise refusal from None
+    mine = {"format": INSTRUCTION_FORMAT, "contract_id": contract_id, "milestone_id": milestone_id}
+    if not isinstance(data, dict) or any(data.get(k) != v for k, v in mine.items()):
+        raise refusal
 
 
 def _default_output(contract_id: str, milestone_id: str) -> str:
@@ -227,13 +257,23 @@ def _dispute(args: argparse.Namespace) -> int:
     from robocell.eval.release.ledger import open_ledger
 
     now: datetime | None = args.now
-    with open_ledger(args.ledger) as ledger:
+    with open_ledger(args.ledger, create=False) as ledger:
         event = dispute_milestone(ledger, args.contract_id, args.milestone_id, args.reason, now)
     count = len(event.body["certificates"])
     print(
         f"DISPUTED {args.contract_id}/{args.milestone_id} (entry {event.seq}): stops {count} "
         f"pending release(s)"
     )
+    return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    from robocell.eval.release.ledger import open_ledger
+
+    with open_ledger(args.ledger, create=True) as ledger:
+        entries = ledger.verify().entries
+    state = f"a ledger with {entries} entries" if entries else "an empty ledger"
+    print(f"{args.ledger}: {state}, ready for `robocell release --ledger {args.ledger}`")
     return 0
 
 

@@ -27,6 +27,12 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _PLAIN_AMOUNT = re.compile(r"[0-9]+(\.[0-9]+)?")
 #: A year: a longer dispute window is almost certainly hours typed as minutes or seconds.
 MAX_DISPUTE_WINDOW_HOURS = 24.0 * 366
+#: Digits of an amount, fraction included: ISO 20022's ActiveCurrencyAndAmount allows 18.
+MAX_AMOUNT_DIGITS = 18
+#: Characters of a party's name or account, and of each ``extra`` entry (ISO 20022 Max140Text).
+MAX_TEXT_CHARS = 140
+MAX_DESCRIPTION_CHARS = 4000
+MAX_EXTRA_ENTRIES = 32
 
 
 @dataclass
@@ -95,8 +101,8 @@ class Contract:
                 raise SchemaError(name, "use 1-128 letters, digits, '.', '_' or '-'")
         for party in ("buyer", "supplier"):
             for name in ("name", "account"):
-                if not getattr(getattr(self, party), name).strip():
-                    raise SchemaError(f"{party}.{name}", "must not be empty")
+                _check_text(f"{party}.{name}", getattr(getattr(self, party), name))
+        self._check_free_text()
         _check_amount(self.amount, self.currency)
         _check_commitments(self.seed_commitment)
         digests = {
@@ -111,6 +117,22 @@ class Contract:
                 "dispute_window_hours", f"must be within 0..{MAX_DISPUTE_WINDOW_HOURS:g} hours"
             )
 
+    def _check_free_text(self) -> None:
+        if len(self.description) > MAX_DESCRIPTION_CHARS:
+            raise SchemaError("description", f"longer than {MAX_DESCRIPTION_CHARS} characters")
+        if len(self.extra) > MAX_EXTRA_ENTRIES:
+            raise SchemaError("extra", f"{len(self.extra)} entries, at most {MAX_EXTRA_ENTRIES}")
+        for key, value in self.extra.items():
+            if len(key) > MAX_TEXT_CHARS or len(value) > MAX_TEXT_CHARS:
+                raise SchemaError(f"extra.{key[:40]}", f"over {MAX_TEXT_CHARS} characters")
+
+
+def _check_text(where: str, text: str) -> None:
+    if not text.strip():
+        raise SchemaError(where, "must not be empty")
+    if len(text) > MAX_TEXT_CHARS:
+        raise SchemaError(where, f"{len(text)} characters, at most {MAX_TEXT_CHARS}")
+
 
 def _check_amount(amount: Decimal, currency: str) -> None:
     try:
@@ -122,6 +144,9 @@ def _check_amount(amount: Decimal, currency: str) -> None:
         raise SchemaError("amount", f"write a plain positive decimal such as '1250.00', got {text}")
     if amount <= 0:
         raise SchemaError("amount", "must be greater than zero")
+    digits = len(text.replace(".", "").lstrip("0"))
+    if digits > MAX_AMOUNT_DIGITS:
+        raise SchemaError("amount", f"{digits} digits, at most {MAX_AMOUNT_DIGITS}")
     if decimal_places(amount) > places:
         raise SchemaError(
             "amount", f"{currency} has {places} decimal places, {text} has {decimal_places(amount)}"

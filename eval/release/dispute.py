@@ -26,7 +26,9 @@ def dispute_milestone(
     if not reason.strip():
         raise RobocellError("a dispute needs a --reason")
 
-    def decide(history: list[Event], head: Event | None) -> tuple[list[Draft], None]:
+    def decide(
+        history: list[Event], head: Event | None, _events: list[Event]
+    ) -> tuple[list[Draft], None]:
         at = event_time(now, head)
         released = released_entry(history)
         if released is not None:

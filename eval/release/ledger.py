@@ -8,8 +8,10 @@ transaction, ordered reads and inserts (:class:`LedgerStore`). SQLite is the emb
 (:mod:`robocell.eval.release.store_postgres`); :func:`open_ledger` picks one from a path or URL.
 
 Exactly once: :meth:`Ledger.record` runs the caller's decision and its inserts inside one
-exclusive transaction, so two processes cannot both see "not released yet"; the store also
-refuses a second RELEASED entry for a milestone by itself (a UNIQUE index). Before it writes,
+exclusive transaction, so two processes cannot both see "not released yet"; the decision sees
+the whole ledger, so one certificate or one seed pays at most one milestone in it, ever; and
+the store refuses a second RELEASED entry for a milestone, or for a certificate, by itself
+(UNIQUE indexes). Before it writes,
 it walks the whole chain and refuses to extend a broken one, so a row deleted or edited behind
 the store's back cannot be papered over by the next entry.
 """
@@ -40,6 +42,7 @@ __all__ = [
     "LedgerConflict",
     "LedgerStore",
     "LedgerTransaction",
+    "LedgerUnavailable",
     "TransientConflict",
     "chain",
     "open_ledger",
@@ -49,9 +52,15 @@ __all__ = [
 DEFAULT_LEDGER = "ledger.sqlite"
 #: Written into every store's ``ledger_meta``; a store with another format is refused.
 LEDGER_FORMAT = "robocell-ledger/1"
+#: The store's own guard of "one certificate, one payment" (the same SQL on every backend).
+#: Added after the first ledgers were made: ``ledger init`` on an existing ledger adds it.
+CERTIFICATE_INDEX_SQL = """CREATE UNIQUE INDEX IF NOT EXISTS one_release_per_certificate
+    ON events (certificate_sha256) WHERE kind = 'RELEASED'"""
 #: Tries of a write that the store aborted for a transient conflict (serialisation, deadlock).
 WRITE_ATTEMPTS = 8
 T = TypeVar("T")
+#: A decision under the write lock: (milestone's history, head, every entry) → (drafts, result).
+Decide = Callable[[list[Event], Event | None, list[Event]], tuple[list[Draft], T]]
 
 
 class LedgerConflict(VerificationError):
@@ -62,6 +71,13 @@ class LedgerBroken(VerificationError):
     """The chain a write would extend is broken: nothing was written."""
 
     exit_code = 6
+
+
+class LedgerUnavailable(RobocellError):
+    """The store could not be read or written (no such ledger, a read-only file, a full disk,
+    a file removed while open, a server error): nothing was recorded."""
+
+    exit_code = 7
 
 
 class TransientConflict(RobocellError):
@@ -125,12 +141,14 @@ class Ledger:
         self,
         contract_id: str,
         milestone_id: str,
-        decide: Callable[[list[Event], Event | None], tuple[list[Draft], T]],
+        decide: Decide[T],
     ) -> T:
-        """Run ``decide(history, head)`` and append the drafts it returns, in one transaction.
+        """Run ``decide(history, head, events)`` and append the drafts it returns, in one
+        transaction.
 
-        ``decide`` sees the milestone's entries and the ledger head while holding the write
-        lock, so check-then-append is atomic across processes. If it raises, nothing is written.
+        ``decide`` sees the milestone's entries, the ledger head and every entry of the ledger
+        while holding the write lock, so check-then-append is atomic across processes. If it
+        raises, nothing is written.
         The chain is walked first (LedgerBroken if it does not hold). A transaction the store
         aborts as a transient conflict runs again, ``decide`` included.
         """
@@ -145,16 +163,13 @@ class Ledger:
                 time.sleep(random.uniform(0.0, 0.05 * 2**attempt))  # back off, out of step
         raise AssertionError("unreachable")
 
-    def _record_once(
-        self,
-        contract_id: str,
-        milestone_id: str,
-        decide: Callable[[list[Event], Event | None], tuple[list[Draft], T]],
-    ) -> T:
+    def _record_once(self, contract_id: str, milestone_id: str, decide: Decide[T]) -> T:
         with self.store.transaction() as txn:
-            self._refuse_broken(verify_records(txn.records(), txn.issued_count()))
+            records = list(txn.records())
+            self._refuse_broken(verify_records(records, txn.issued_count()))
+            events = [Event.from_record(record) for record in records]
             head = txn.head()
-            drafts, result = decide(txn.history(contract_id, milestone_id), head)
+            drafts, result = decide(txn.history(contract_id, milestone_id), head, events)
             for draft in drafts:
                 head = chain(head, draft)
                 txn.insert(head)

@@ -9,11 +9,13 @@
    contract's. Any failure appends REJECTED with the reason and raises VerificationError;
 3. under the ledger's write lock (:meth:`Ledger.record`): CERTIFIED (once per certificate),
    then RELEASED with the payment instruction when the dispute window has passed and no
-   dispute covers the certificate. A milestone already released under another certificate
-   is refused (REJECTED), and so is a certificate whose seed another certificate of the
-   milestone revealed first (its episodes are no longer secret). Concurrent processes
-   serialise on the lock; the store's UNIQUE index is the last line: one RELEASED per
-   milestone.
+   dispute covers the certificate. Refused (REJECTED), looking at the whole ledger: a
+   milestone already released; a certificate already recorded for another milestone; a seed
+   that another certificate revealed first, in any milestone (its episodes are no longer
+   secret); and a milestone whose contract names a seed commitment that another milestone's
+   certification already named. One certificate, one seed, one payment. Concurrent processes
+   serialise on the lock; the store's UNIQUE indexes are the last line: one RELEASED per
+   milestone and one per certificate.
 
 The payment instruction's idempotency key is ``sha256(canonical_json([contract_id,
 milestone_id]))``: one milestone is paid once, so a payment system that dedupes on it pays
@@ -204,7 +206,9 @@ def record_rejection(
     revealed), unless this certificate was rejected for it before."""
     body = {"reason": reason} | ({"seed_commitment": revealed_seed} if revealed_seed else {})
 
-    def decide(history: list[Event], head: Event | None) -> tuple[list[Draft], None]:
+    def decide(
+        history: list[Event], head: Event | None, _events: list[Event]
+    ) -> tuple[list[Draft], None]:
         return _rejection(contract, cert_sha, body, history, event_time(now, head)), None
 
     ledger.record(contract.contract_id, contract.milestone_id, decide)
@@ -226,6 +230,7 @@ def _decide(
     now: datetime | None,
     history: list[Event],
     head: Event | None,
+    events: list[Event],
 ) -> tuple[list[Draft], ReleaseOutcome | str]:
     """The decision under the write lock; a str result is a refusal (recorded as REJECTED)."""
     cert_sha = evidence.certificate_sha256
@@ -234,7 +239,9 @@ def _decide(
     if earlier is not None and earlier.certificate_sha256 == cert_sha:
         return [], _replay(earlier)
     certified = _certified(history, cert_sha)
-    reason = _refusal(contract, evidence, history, certified)
+    reason = _refusal(contract, evidence, history, certified) or _ledger_wide_refusal(
+        contract, evidence, events
+    )
     if reason is not None:
         body = {"reason": reason, "seed_commitment": evidence.seed_commitment}
         return _rejection(contract, cert_sha, body, history, at), reason
@@ -274,6 +281,42 @@ def _refusal(
             f"{certified.recorded_at} (then: contract sha256 {certified.body['contract_sha256']})"
         )
     return None
+
+
+def _ledger_wide_refusal(contract: Contract, evidence: Evidence, events: list[Event]) -> str | None:
+    """One certificate, one seed, one payment: what other milestones' entries forbid."""
+    milestone = (contract.contract_id, contract.milestone_id)
+    others = [e for e in events if (e.contract_id, e.milestone_id) != milestone]
+    cert_sha, seed = evidence.certificate_sha256, evidence.seed_commitment
+    for event in others:
+        where = f"{event.contract_id}/{event.milestone_id} (ledger entry {event.seq})"
+        if event.kind == "CERTIFIED" and event.certificate_sha256 == cert_sha:
+            return (
+                f"the certificate was already recorded for milestone {where}: one certificate "
+                "pays one milestone"
+            )
+        if event.body.get("seed_commitment") == seed and event.certificate_sha256 != cert_sha:
+            return (
+                f"the certificate's master seed (commitment {seed}) was already revealed by "
+                f"certificate {event.certificate_sha256} for milestone {where}: its episodes are "
+                "no longer secret; certify again on another committed seed"
+            )
+        named = set(_named_commitments(event)) & set(contract.seed_commitments)
+        if event.kind == "CERTIFIED" and named:
+            return (
+                f"the contract names seed commitment {sorted(named)[0]}, which milestone {where} "
+                "already names: one seed commitment belongs to one milestone"
+            )
+    return None
+
+
+def _named_commitments(event: Event) -> list[str]:
+    """The seed commitments a CERTIFIED entry's contract named (older entries: the one used)."""
+    named = event.body.get("contract_seed_commitments")
+    if isinstance(named, list):
+        return [str(item) for item in named]
+    seed = event.body.get("seed_commitment")
+    return [seed] if isinstance(seed, str) else []
 
 
 def _outcome_at(
@@ -318,6 +361,7 @@ def _certified_body(contract: Contract, evidence: Evidence, at: str) -> dict[str
         "payee": contract.supplier.name,
         "benchmark_spec_digest": evidence.spec_digest,
         "seed_commitment": evidence.seed_commitment,
+        "contract_seed_commitments": contract.seed_commitments,
         "verdict": evidence.verdict,
         "bundle_sha256": dict(evidence.bundle_digests),
         # Stored as text: the ledger holds no floats.

@@ -8,7 +8,8 @@ guarantees as SQLite, from the server:
   :data:`LOCK_TIMEOUT_S` for the lock. A serialisation failure or deadlock becomes
   :class:`~robocell.eval.release.ledger.TransientConflict`, and the ledger runs the whole
   decision again;
-* **exactly one RELEASED per milestone** — a partial UNIQUE index, whatever the code does;
+* **exactly one RELEASED per milestone, and per certificate** — partial UNIQUE indexes,
+  whatever the code does;
 * **append-only** — triggers refuse UPDATE, DELETE and TRUNCATE of ``events``; an insert
   trigger admits only the entry after the last one issued and records it in
   ``events_issued``, the high-water mark that reveals rows deleted from the end (itself
@@ -29,7 +30,13 @@ from typing import Any
 
 from robocell.errors import RobocellError
 from robocell.eval.release.events import RECORD_COLUMNS, Event
-from robocell.eval.release.ledger import LEDGER_FORMAT, LedgerConflict, TransientConflict
+from robocell.eval.release.ledger import (
+    CERTIFICATE_INDEX_SQL,
+    LEDGER_FORMAT,
+    LedgerConflict,
+    LedgerUnavailable,
+    TransientConflict,
+)
 
 #: Seconds a write waits for another writer's transaction before giving up.
 LOCK_TIMEOUT_S = 60
@@ -131,7 +138,9 @@ class PostgresStore:
             conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
             conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_S}s'")
         except psycopg.Error as exc:
-            raise RobocellError(f"{self.location}: cannot connect ({_first_line(exc)})") from None
+            raise LedgerUnavailable(
+                f"{self.location}: cannot connect ({_first_line(exc)})"
+            ) from None
         return conn
 
     def _open(self, create: bool) -> None:
@@ -139,13 +148,16 @@ class PostgresStore:
             if create:
                 self._create_schema()
             elif not self._has_table("ledger_meta"):
-                raise RobocellError(f"{self.location}: no ledger here")
+                raise LedgerUnavailable(
+                    f"{self.location}: no ledger here (create one with `robocell ledger init`)"
+                )
             self._check_format()
 
     def _create_schema(self) -> None:
         with self._conn.transaction():
             self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
             if self._has_table("ledger_meta"):
+                self._conn.execute(CERTIFICATE_INDEX_SQL)
                 return
             if self._has_table("events"):
                 raise RobocellError(
@@ -153,6 +165,7 @@ class PostgresStore:
                     "refusing to use it (choose another database or schema)"
                 )
             self._conn.execute(_SCHEMA)  # no parameters: one multi-statement query
+            self._conn.execute(CERTIFICATE_INDEX_SQL)
             self._conn.execute(
                 "INSERT INTO ledger_meta (key, value) VALUES ('format', %s)", (LEDGER_FORMAT,)
             )
@@ -176,11 +189,13 @@ class PostgresStore:
         except (errors.SerializationFailure, errors.DeadlockDetected) as exc:
             raise TransientConflict(_first_line(exc)) from None
         except errors.LockNotAvailable:
-            raise RobocellError(
+            raise LedgerUnavailable(
                 f"{self.location}: another writer held the ledger for over {LOCK_TIMEOUT_S} s"
             ) from None
         except self._psycopg.Error as exc:
-            raise RobocellError(f"{self.location}: database error ({_first_line(exc)})") from None
+            raise LedgerUnavailable(
+                f"{self.location}: database error ({_first_line(exc)})"
+            ) from None
 
     @contextmanager
     def transaction(self) -> Iterator[_PostgresTransaction]:

@@ -4,7 +4,11 @@ Durability and exclusivity come from SQLite itself: every write runs in ``BEGIN 
 (the write lock is taken before anything is read, so two processes never decide on the same
 head), the rollback journal with ``synchronous=FULL`` makes a commit all-or-nothing across a
 crash or power cut, a partial UNIQUE index makes a second RELEASED entry for a milestone
-impossible whatever the code above does, and triggers refuse UPDATE and DELETE.
+impossible whatever the code above does (and so does a second RELEASED entry for a
+certificate), and triggers refuse UPDATE and DELETE. Every write checks that the file it opened
+is still the ledger's path, so a ledger removed or replaced while open is never written to
+unseen, and every SQLite failure (a read-only file, a full disk) is a
+:class:`~robocell.eval.release.ledger.LedgerUnavailable` with nothing written.
 
 A file is made a ledger only when it is new or an empty database: an SQLite database that
 holds other tables is refused, never extended.
@@ -20,7 +24,12 @@ from typing import Any
 
 from robocell.errors import RobocellError
 from robocell.eval.release.events import RECORD_COLUMNS, Event
-from robocell.eval.release.ledger import LEDGER_FORMAT, LedgerConflict
+from robocell.eval.release.ledger import (
+    CERTIFICATE_INDEX_SQL,
+    LEDGER_FORMAT,
+    LedgerConflict,
+    LedgerUnavailable,
+)
 
 #: Seconds a writer waits for another process's transaction before giving up.
 BUSY_TIMEOUT_S = 60.0
@@ -61,10 +70,13 @@ class SqliteStore:
             self._create_schema()
         else:
             if not self.path.is_file():
-                raise RobocellError(f"{self.path}: no ledger here")
+                raise LedgerUnavailable(
+                    f"{self.path}: no ledger here (create one with `robocell ledger init`)"
+                )
             # mode=rw, not ro: opening must be able to roll back a journal left by a crash.
             self._conn = self._connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True)
         self._check_format()
+        self._identity = _identity(self.path)
 
     def _make_parent(self) -> None:
         try:
@@ -92,7 +104,7 @@ class SqliteStore:
     def _error(self, exc: sqlite3.Error) -> RobocellError:
         """A one-line error for an SQLite failure on this file."""
         if isinstance(exc, sqlite3.OperationalError):
-            return RobocellError(
+            return LedgerUnavailable(
                 f"{self.path}: cannot open or write the ledger ({exc}); check the path and its "
                 "permissions"
             )
@@ -103,6 +115,7 @@ class SqliteStore:
             with self._write():
                 tables = self._tables()
                 if "ledger_meta" in tables:
+                    self._conn.execute(CERTIFICATE_INDEX_SQL)
                     return
                 if tables:
                     raise RobocellError(
@@ -110,7 +123,7 @@ class SqliteStore:
                         f"({', '.join(sorted(tables))}), not a ledger; refusing to add ledger "
                         "tables to it (choose another --ledger)"
                     )
-                for statement in _SCHEMA.split(";\n"):
+                for statement in [*_SCHEMA.split(";\n"), CERTIFICATE_INDEX_SQL]:
                     if statement.strip():
                         self._conn.execute(statement)
                 self._conn.execute(
@@ -151,8 +164,21 @@ class SqliteStore:
     @contextmanager
     def transaction(self) -> Iterator[_SqliteTransaction]:
         """One exclusive write transaction; an exception rolls every insert back."""
-        with self._write() as conn:
-            yield _SqliteTransaction(conn)
+        try:
+            with self._write() as conn:
+                self._check_still_here()
+                yield _SqliteTransaction(conn)
+                self._check_still_here()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _check_still_here(self) -> None:
+        """Refuse to write when the path no longer names the file this store opened."""
+        if _identity(self.path) != self._identity:
+            raise LedgerUnavailable(
+                f"{self.path}: the ledger file was removed or replaced while it was open; "
+                "nothing was written (restore it from a backup)"
+            )
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every row as a dict of column values, by sequence number."""
@@ -204,6 +230,15 @@ class _SqliteTransaction:
                 f"ledger refused entry {event.seq} ({event.kind} "
                 f"{event.contract_id}/{event.milestone_id}): {exc}"
             ) from None
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``; None when there is none."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 def _history(conn: sqlite3.Connection, contract_id: str, milestone_id: str) -> list[Event]:

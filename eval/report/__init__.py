@@ -62,7 +62,7 @@ def write_report(
     files[HTML_NAME] = render_html(plain, subjects, records, images).encode()
     digests = {}
     for relative, data in files.items():
-        atomic_write_bytes(out_dir / relative, data)
+        atomic_write_bytes(out_dir / relative, data, mode=0o644)
         digests[relative] = sha256_bytes(data)
     return digests
 
