@@ -11,7 +11,7 @@ from pathlib import Path
 from robocell.agents.bundle.intake import bundle_directory
 from robocell.agents.bundle.manifest import MANIFEST_FILE, ONNX_FILE
 from robocell.errors import VerificationError
-from robocell.util import sha256_file
+from robocell.util import read_error, sha256_file
 
 SUBJECT_NAMES = (ONNX_FILE, MANIFEST_FILE)
 
@@ -28,7 +28,10 @@ def subject_digests(path: str | Path) -> dict[str, str]:
         file = directory / name
         if file.is_symlink() or not file.is_file():
             raise VerificationError(f"bundle {directory} has no regular file {name}")
-        digests[name] = sha256_file(file)
+        try:
+            digests[name] = sha256_file(file)
+        except OSError as exc:
+            raise VerificationError(str(read_error(file, exc, "a bundle file"))) from None
     return digests
 
 
