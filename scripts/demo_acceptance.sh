@@ -55,6 +55,7 @@ step "supplier: train residual PPO on robocell/WeldSeam-v1 for $TIMESTEPS steps,
 install -m 600 "$BUYER/master.seed" "$CERTIFIER/master.seed"   # handed over in private
 LEDGER=$BUYER/ledger.sqlite
 PAYMENT=$BUYER/payment.json
+"$ROBOCELL" ledger init --ledger "$LEDGER"   # release refuses a ledger nobody created
 
 # certify_and_release NAME BUNDLE: the certifier certifies BUNDLE, the buyer releases it.
 # Sets RELEASED_CERT when a payment instruction was written; a rejection (exit 1) must leave
