@@ -194,7 +194,7 @@ def test_robocell_report_refuses_what_it_cannot_verify(
     assert main(["report", str(cert_dir), "--pubkey", str(world["other_pub"]), "-o", str(out)]) == 1
     assert "robocell report: error: " in capsys.readouterr().err and not out.exists()
     assert main(["report", str(tmp_path / "nowhere"), "--pubkey", str(world["pub"])]) == 2
-    assert "no such certificate" in capsys.readouterr().err
+    assert "no such file, expected a certificate" in capsys.readouterr().err
     out.write_text("someone's notes")
     assert main(["report", str(cert_dir), "--pubkey", str(world["pub"]), "-o", str(out)]) == 2
     assert "differs from the rebuilt report" in capsys.readouterr().err
