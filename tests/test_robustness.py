@@ -133,7 +133,7 @@ def _bucket(data: dict, condition: int = 0, bucket: int = 0) -> dict:
         (lambda d: _bucket(d, 0, 1).update(name="straight"), "duplicate name 'straight'"),
         (lambda d: d["conditions"][1].update(name="seam_shape"), "duplicate name 'seam_shape'"),
         (lambda d: d["conditions"][0].update(buckets=[]), "at least one bucket"),
-        (lambda d: _bucket(d).update(equals=math.nan), "buckets[0].equals: must be finite"),
+        (lambda d: _bucket(d).update(equals=math.nan), "'.nan' is not a finite number"),
         (
             lambda d: _bucket(d, 2)["criteria"][0].update(criterion="speed"),
             "criteria[0].criterion: unknown criterion 'speed'",
