@@ -12,6 +12,7 @@ from typing import Any
 
 import onnx
 
+from robocell.agents.bundle.guard import guard_model, is_guarded
 from robocell.agents.bundle.intake import check_structure, default_opset
 from robocell.agents.bundle.manifest import (
     MANIFEST_FILE,
@@ -35,7 +36,9 @@ def write_bundle(
     """Write ``model`` and ``manifest`` as a bundle; returns (onnx sha256, manifest sha256).
 
     ``manifest`` holds every field but the ONNX ones (file, opset, IR version, sha256), which
-    are filled in here; it is validated, copied into the model's ``metadata_props``, and both
+    are filled in here; it is validated, a graph without the input guard gets it
+    (:func:`robocell.agents.bundle.guard.guard_model`, from the manifest's ranges and safe
+    action), the manifest is copied into the model's ``metadata_props``, and both
     files appear at once (the bundle is assembled in a temporary sibling directory and
     renamed), so a crash never leaves half a bundle. ``check``, if given, is called with the
     complete temporary bundle before it is renamed into place; if it raises, nothing is kept.
@@ -53,6 +56,8 @@ def write_bundle(
         data = manifest_dict(parse_manifest(fields))
     except SchemaError as exc:
         raise RobocellError(f"manifest: {exc}") from None
+    if not is_guarded(model):
+        model = guard_model(model, data)
     del model.metadata_props[:]
     for key, value in metadata_props(data).items():
         model.metadata_props.add(key=key, value=value)
