@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from robocell.agents.bundle import load_bundle
+from robocell.agents.bundle.describe import observation_inputs
 from robocell.agents.scripted import export_scripted
 from robocell.envs import ENV_IDS
 from robocell.envs.make import make_cell, make_controller
@@ -47,7 +48,9 @@ def _batch(obs: Any, rows: int) -> Any:
 
 
 def _vector_key(policy: Any) -> str | None:
-    return next(item["key"] for item in policy.manifest["observation"] if item["layout"] == "vector")
+    return next(
+        item["key"] for item in policy.manifest["observation"] if item["layout"] == "vector"
+    )
 
 
 @pytest.mark.parametrize("index", range(4))
@@ -92,9 +95,9 @@ def test_a_finite_value_beyond_the_range_acts_like_the_range_edge(
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_fresh_scripted_and_random_episodes_stay_inside_the_measured_ranges(env_id: str) -> None:
-    ranges = observation_ranges(env_id)
-    assert ranges
+    assert observation_ranges(env_id)
     env = make_cell(env_id)
+    inputs = [entry for entry in observation_inputs(env) if entry["layout"] == "vector"]
     controller = make_controller(env_id, env.unwrapped)
     env.action_space.seed(1)
     try:
@@ -103,18 +106,20 @@ def test_fresh_scripted_and_random_episodes_stay_inside_the_measured_ranges(env_
             controller.reset()
             done = False
             while not done:
-                _assert_inside(obs, ranges)
+                _assert_inside(obs, inputs)
                 obs, _, terminated, truncated, _ = env.step(act(obs))
                 done = terminated or truncated
     finally:
         env.close()
 
 
-def _assert_inside(obs: Any, ranges: dict[str, dict[str, list[float]]]) -> None:
-    for name, fields in ranges.items():
-        value = obs if name == "obs" else obs[name.removeprefix("obs.")]
-        for (field, (low, high)), element in zip(fields.items(), np.ravel(value), strict=True):
-            assert low <= element <= high, f"{name}.{field} = {element} outside [{low}, {high}]"
+def _assert_inside(obs: Any, inputs: list[dict[str, Any]]) -> None:
+    # The manifest's low/high (what export writes), field by field in the input's order.
+    for entry in inputs:
+        value = obs if entry["key"] is None else obs[entry["key"]]
+        for field, element in zip(entry["fields"], np.ravel(value), strict=True):
+            low, high = field["low"], field["high"]
+            assert low <= element <= high, f"{field['name']} = {element} outside [{low}, {high}]"
 
 
 class _FailingSensor(gym.Wrapper):
