@@ -42,21 +42,24 @@ def run_episode(env: gym.Env, policy: Policy, seed: int) -> dict[str, float]:
             action = policy(obs)
         except HaltEpisode:
             metrics = {"success": 0.0, "episode_steps": float(steps), HALTED_ON_FAULT: 1.0}
-            return _with_policy_counts(metrics, policy)
+            return with_policy_counts(metrics, _counts(policy))
         obs, _, terminated, truncated, info = env.step(action)
         steps += 1
         if terminated or truncated:
             metrics = dict(info["episode_metrics"])
             if "fault" in info:
                 metrics["fault"] = 1.0
-            return _with_policy_counts(metrics, policy)
+            return with_policy_counts(metrics, _counts(policy))
 
 
-def _with_policy_counts(metrics: dict[str, float], policy: Policy) -> dict[str, float]:
+def _counts(policy: Policy) -> dict[str, float]:
     counts = getattr(policy, "episode_counts", None)
-    if counts is None:
-        return metrics
-    metrics.update(counts())
+    return {} if counts is None else counts()
+
+
+def with_policy_counts(metrics: dict[str, float], counts: dict[str, float]) -> dict[str, float]:
+    """``metrics`` with a bundle's fault and clip counts; a faulted episode is no success."""
+    metrics.update(counts)
     if metrics.get(POLICY_FAULTS, 0.0) > 0:
         metrics["success"] = 0.0  # a controller that saw a failed sensor did not succeed
     return metrics

@@ -143,10 +143,12 @@ def play_episode(
 
     ``wrap`` may wrap the counted policy (e.g. to film the episode) without changing a number.
     """
-    from robocell.envs.rollout import run_episode
+    from robocell.envs.rollout import run_episode, with_policy_counts
 
     checked = CountInvalidActions(policy)
-    metrics = run_episode(env, wrap(checked), seed)
+    checked.reset()  # ``wrap`` may hide reset() from run_episode
+    # The counts come from the counted policy itself: ``wrap`` may hide its methods.
+    metrics = with_policy_counts(run_episode(env, wrap(checked), seed), checked.episode_counts())
     metrics[INVALID_ACTIONS] = float(checked.invalid_steps)
     return clean_metrics(metrics)
 
