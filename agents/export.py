@@ -324,7 +324,7 @@ def _export(
     )
 
 
-class _ClippedReference:
+class ClippedReference:
     """The training-side pipeline behind the guard's clipping to the observation ranges."""
 
     def __init__(self, pipeline: Callable[[Any], np.ndarray], inputs: list[dict[str, Any]]):
@@ -358,7 +358,7 @@ def _parity(
     session = inference_session(model.SerializeToString())
     sample = recording.observations[0]
     boundary = boundary_observations(env.observation_space, source.normalizer, sample)
-    reference = _ClippedReference(source.pipeline(env), inputs)
+    reference = ClippedReference(source.pipeline(env), inputs)
     figures = check_parity(session, layouts, reference, recording.observations + boundary)
     return {
         "observations": len(recording.observations),
