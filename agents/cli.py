@@ -1,4 +1,4 @@
-"""``robocell export-baseline`` (scripted controller → bundle) and ``robocell rollout``.
+"""``robocell export-baseline`` (scripted controller → bundle), ``guard`` and ``rollout``.
 
 ``rollout`` runs a bundle in its cell with onnxruntime and numpy only: nothing here or in what
 it calls imports torch or stable-baselines3. ``robocell export`` (run → bundle) is a training
@@ -19,7 +19,7 @@ VIDEO_SUFFIXES = (".gif", ".mp4")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``export-baseline`` and ``rollout`` to the CLI."""
+    """Add ``export-baseline``, ``guard`` and ``rollout`` to the CLI."""
     baseline = subparsers.add_parser(
         "export-baseline",
         help="write a cell's scripted controller as a bundle (the reference to certify)",
@@ -30,6 +30,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     baseline.add_argument("--force", action="store_true", help="replace an existing bundle")
     baseline.set_defaults(func=_export_baseline)
+
+    guard = subparsers.add_parser(
+        "guard", help="give an existing bundle the input guard (fault output), no retraining"
+    )
+    guard.add_argument("bundle", help="bundle directory to read")
+    guard.add_argument(
+        "-o", "--output", required=True, metavar="BUNDLE_DIR", help="bundle directory to write"
+    )
+    guard.add_argument("--force", action="store_true", help="replace an existing bundle")
+    guard.set_defaults(func=_guard)
 
     rollout = subparsers.add_parser(
         "rollout", help="run a bundle in its cell (onnxruntime only) and print the figures"
@@ -51,6 +61,20 @@ def _export_baseline(args: argparse.Namespace) -> int:
     from robocell.agents.scripted import export_scripted
 
     bundle = load_bundle(export_scripted(args.env_id, args.output, overwrite=args.force))
+    print(f"wrote {args.output}")
+    print(f"  policy.onnx    sha256 {bundle.onnx_sha256}")
+    print(f"  manifest.json  sha256 {bundle.manifest_sha256}")
+    return 0
+
+
+def _guard(args: argparse.Namespace) -> int:
+    from robocell.agents.bundle import load_bundle
+    from robocell.agents.bundle.reguard import guard_bundle
+
+    if Path(args.output).resolve() == Path(args.bundle).resolve() and not args.force:
+        raise RobocellError(f"{args.output}: is the source bundle (pass --force to rewrite it)")
+    guard_bundle(args.bundle, args.output, overwrite=args.force)
+    bundle = load_bundle(args.output)
     print(f"wrote {args.output}")
     print(f"  policy.onnx    sha256 {bundle.onnx_sha256}")
     print(f"  manifest.json  sha256 {bundle.manifest_sha256}")

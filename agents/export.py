@@ -36,6 +36,7 @@ from robocell.agents.bundle.describe import (
     generic_notes,
     observation_inputs,
 )
+from robocell.agents.bundle.guard import clip_observation, guard_model
 from robocell.agents.bundle.manifest import PARITY_ATOL, PARITY_RTOL
 from robocell.agents.bundle.write import check_bundle_target
 from robocell.agents.onnx_graph import InputLayout, PolicyGraph, export_onnx, input_layouts
@@ -299,7 +300,9 @@ def _export(
     if source.residual is not None:
         model = source.residual.model(model, env)
     recording = record_rollouts(env, source, n_obs, episodes)
-    parity = _parity(model, layouts, source, env, recording)
+    placeholder = {"observations": 0, "boundary_cases": 0, "max_abs_diff": 0.0, "worst_ratio": 0.0}
+    model = guard_model(model, build_manifest(source, env, parts, placeholder))
+    parity = _parity(model, parts[0], layouts, source, env, recording)
     rows: list[dict[str, float]] = []
 
     def closed_loop(staging: Path) -> None:
@@ -321,18 +324,41 @@ def _export(
     )
 
 
+class ClippedReference:
+    """The training-side pipeline behind the guard's clipping to the observation ranges."""
+
+    def __init__(self, pipeline: Callable[[Any], np.ndarray], inputs: list[dict[str, Any]]):
+        self.pipeline = pipeline
+        self.inputs = inputs
+        probabilities = getattr(pipeline, "action_probabilities", None)
+        if probabilities is not None:
+            self.action_probabilities = lambda obs: probabilities(self._clip(obs))
+
+    def _clip(self, obs: Any) -> Any:
+        return clip_observation(obs, self.inputs)[0]
+
+    def __call__(self, obs: Any) -> np.ndarray:
+        """The pipeline's action for the clipped observation."""
+        return self.pipeline(self._clip(obs))
+
+
 def _parity(
     model: onnx.ModelProto,
+    inputs: list[dict[str, Any]],
     layouts: list[InputLayout],
     source: ExportSource,
     env: gym.Env,
     recording: Recording,
 ) -> dict[str, Any]:
-    """The manifest's ``parity`` record, after checking recorded and boundary observations."""
+    """The manifest's ``parity`` record, after checking recorded and boundary observations.
+
+    The graph carries the input guard, so the reference clips to the manifest's observation
+    ranges first, as the graph does; recorded observations lie inside them.
+    """
     session = inference_session(model.SerializeToString())
     sample = recording.observations[0]
     boundary = boundary_observations(env.observation_space, source.normalizer, sample)
-    reference = source.pipeline(env)
+    reference = ClippedReference(source.pipeline(env), inputs)
     figures = check_parity(session, layouts, reference, recording.observations + boundary)
     return {
         "observations": len(recording.observations),

@@ -8,6 +8,7 @@ Adding a cell is one folder (task, env, scripted controller, its ``CELL``), one 
 from __future__ import annotations
 
 import gymnasium as gym
+from gymnasium.envs.registration import WrapperSpec
 
 from robocell.envs import peg, vision, weld
 from robocell.envs.spec import CellSpec
@@ -24,4 +25,8 @@ for _cell in _CELLS:
             entry_point=_cell.entry_point,
             max_episode_steps=_cell.max_episode_steps,
             reward_threshold=_cell.reward_threshold,
+            # Outside TimeLimit: a max_episode_steps given to gym.make is honoured both ways.
+            additional_wrappers=(
+                WrapperSpec("CellTimeLimit", "robocell.envs.time_limit:CellTimeLimit", {}),
+            ),
         )

@@ -172,9 +172,8 @@ class CellEnv(gym.Env):
     def max_steps(self) -> int:
         """Steps per episode: the task's time limit over its control period.
 
-        The registry's ``max_episode_steps`` equals it. Gymnasium keeps a ``max_episode_steps``
-        given to ``gym.make`` in its TimeLimit wrapper, out of the env's sight: an episode cut
-        shorter that way ends without ``episode_metrics``.
+        The registry's ``max_episode_steps`` equals it; a shorter one given to ``gym.make``
+        is honoured by :class:`robocell.envs.time_limit.CellTimeLimit`, a longer one refused.
         """
         return round(self.task.episode_time_s / self.task.control_period_s)
 
@@ -310,6 +309,10 @@ class CellEnv(gym.Env):
         info["is_success"] = bool(success)
         info.update(self.task.step_figures())
         return info
+
+    def episode_metrics(self) -> dict[str, float]:
+        """The episode's figures so far, as its last step reports them."""
+        return self._episode_metrics(self.task.is_success())
 
     def _episode_metrics(self, success: bool) -> dict[str, float]:
         metrics = {

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from robocell.envs.rollout import CLIPPED_OBSERVATIONS, POLICY_FAULTS
 from robocell.eval.conditions import bucket_criteria
 from robocell.eval.robustness import ConditionResult, bucket_episodes, robustness_table
 from robocell.eval.runner import INVALID_ACTIONS
@@ -98,6 +99,12 @@ class ActionGate:
     episodes_with_invalid_actions: int
     invalid_steps: int
     verdict: str
+    episodes_with_faults: int = 0
+    """Episodes with a faulted (non-finite) observation: each is a failed episode."""
+    faulted_steps: int = 0
+    """Steps whose observation the bundle's guard faulted, over all episodes."""
+    clipped_observations: int = 0
+    """Observations the guard clipped to the manifest's ranges, over all episodes."""
 
 
 @dataclass
@@ -144,13 +151,22 @@ def action_gate(episodes: Sequence[Metrics]) -> ActionGate:
     counts = [m.get(INVALID_ACTIONS) for m in episodes]
     bad = [c for c in counts if c is None or not math.isfinite(c) or c != 0]
     steps = sum(int(c) for c in bad if c is not None and math.isfinite(c))
+    faults = [_count(m, POLICY_FAULTS) for m in episodes]
     return ActionGate(
         metric=INVALID_ACTIONS,
         n=len(episodes),
         episodes_with_invalid_actions=len(bad),
         invalid_steps=steps,
         verdict=FAIL if bad else PASS,
+        episodes_with_faults=sum(count > 0 for count in faults),
+        faulted_steps=sum(faults),
+        clipped_observations=sum(_count(m, CLIPPED_OBSERVATIONS) for m in episodes),
     )
+
+
+def _count(metrics: Metrics, key: str) -> int:
+    value = metrics.get(key)
+    return int(value) if value is not None and math.isfinite(value) else 0
 
 
 def _test(

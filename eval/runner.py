@@ -7,7 +7,9 @@ cap) and must take the cell's observations and act in exactly the cell's action 
 bounds too: a controller scales the raw output, so wider bounds would command more than the
 cell allows). Episodes run in ``spawn``-ed worker processes, each holding one env and one
 onnxruntime session; every episode of the spec runs and counts, in index order, and records
-how many of its steps had an action outside the bundle's bounds (``invalid_actions``).
+how many of its steps had an action outside the bundle's bounds (``invalid_actions``), how
+many had a faulted (non-finite) observation (``policy_faults``: such an episode is a failed
+one) and how many observations the bundle clipped to its ranges (``clipped_observations``).
 """
 
 from __future__ import annotations
@@ -78,8 +80,13 @@ class CountInvalidActions:
         self.invalid_steps = 0
 
     def reset(self) -> None:
-        """A new episode."""
+        """A new episode (the bundle's fault and clip counts start again too)."""
         self.invalid_steps = 0
+        self.policy.reset()
+
+    def episode_counts(self) -> dict[str, float]:
+        """The bundle's faulted steps and clipped observations in this episode."""
+        return self.policy.episode_counts()
 
     def __call__(self, obs: Any) -> Any:
         """The policy's action; counted when it is out of bounds."""
@@ -136,10 +143,12 @@ def play_episode(
 
     ``wrap`` may wrap the counted policy (e.g. to film the episode) without changing a number.
     """
-    from robocell.envs.rollout import run_episode
+    from robocell.envs.rollout import run_episode, with_policy_counts
 
     checked = CountInvalidActions(policy)
-    metrics = run_episode(env, wrap(checked), seed)
+    checked.reset()  # ``wrap`` may hide reset() from run_episode
+    # The counts come from the counted policy itself: ``wrap`` may hide its methods.
+    metrics = with_policy_counts(run_episode(env, wrap(checked), seed), checked.episode_counts())
     metrics[INVALID_ACTIONS] = float(checked.invalid_steps)
     return clean_metrics(metrics)
 

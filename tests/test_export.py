@@ -14,7 +14,13 @@ from exporttools import TOY_ID, WELD_ID, distil_scripted_welder, train_tiny
 
 from robocell.agents.bundle import load_bundle
 from robocell.agents.bundle.manifest import PARITY_ATOL, PARITY_RTOL, parse_manifest
-from robocell.agents.export import ExportReport, ExportSource, TorchPolicy, export_model
+from robocell.agents.export import (
+    ClippedReference,
+    ExportReport,
+    ExportSource,
+    TorchPolicy,
+    export_model,
+)
 from robocell.agents.onnx_graph import InputLayout, PolicyGraph
 from robocell.agents.parity import check_parity
 from robocell.agents.policies import PickMapPolicy
@@ -86,7 +92,10 @@ def test_bundle_acts_like_the_torch_pipeline(exported: tuple) -> None:
     source, report = exported
     assert report.parity_observations >= 1000 and report.boundary_cases >= 3
     assert report.max_abs_diff >= 0.0 and report.worst_ratio <= 1.0
-    policy, reference = load_bundle(report.bundle_dir), TorchPolicy(source.model, source.normalizer)
+    policy = load_bundle(report.bundle_dir)
+    # The bundle clips to the manifest's observation ranges before the policy: so does this.
+    torch_policy = TorchPolicy(source.model, source.normalizer)
+    reference = ClippedReference(torch_policy, policy.manifest["observation"])
     for obs in _fresh_observations(source, 100, seed=7):
         expected = np.asarray(reference(obs), dtype=np.float64)
         got = np.asarray(policy.act(obs), dtype=np.float64)
@@ -96,7 +105,10 @@ def test_bundle_acts_like_the_torch_pipeline(exported: tuple) -> None:
 
 def test_bundle_reproduces_the_models_episodes(exported: tuple) -> None:
     source, report = exported
-    policy, reference = load_bundle(report.bundle_dir), TorchPolicy(source.model, source.normalizer)
+    policy = load_bundle(report.bundle_dir)
+    # The bundle clips to the manifest's observation ranges before the policy: so does this.
+    torch_policy = TorchPolicy(source.model, source.normalizer)
+    reference = ClippedReference(torch_policy, policy.manifest["observation"])
     assert report.closed_loop_matches == len(report.closed_loop) == 2
     env = policy.make_env()
     # Robot-cell episodes are slow (weld: up to 450 steps); the distilled welder both

@@ -526,3 +526,14 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path: Path) -> None:
     saved = latest_steps(run_dir)
     assert first < saved < data["total_timesteps"]
     assert load_run(run_dir, "last").model.num_timesteps == saved
+
+
+def test_tensorboard_has_the_final_evaluation_between_periodic_ones(tmp_path: Path) -> None:
+    # eval_freq far beyond total_timesteps: the only evaluation is the final one.
+    data = {**PENDULUM_PPO, "total_timesteps": 256, "eval_freq": 4096, "eval_episodes": 1}
+    config = write_config(tmp_path / "c.yaml", data)
+    done = robocell("train", str(config), "--run-dir", str(tmp_path / "run"), "--quiet")
+    assert done.returncode == 0, done.stderr
+    final = read_metrics(tmp_path / "run")[-1]["timesteps"]
+    assert final >= 256
+    assert final in scalars(tmp_path / "run" / "tb")["eval/success_rate"]

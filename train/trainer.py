@@ -161,6 +161,9 @@ class Trainer:
                 self._learn(evaluator)
                 if not self.stop_requested and evaluator.last_eval_step != self.model.num_timesteps:
                     evaluator.evaluate()
+                # SB3 writes recorded values at its next rollout; after the last one nothing
+                # would, and the final evaluation would be missing from tb/.
+                self.model.logger.dump(int(self.model.num_timesteps))
             self.checkpoint()
         finally:
             if evaluator is not None:

@@ -16,20 +16,32 @@ import numpy as np
 from gymnasium import spaces
 
 from robocell import __version__
-from robocell.agents.bundle.manifest import SCHEMA_VERSION
+from robocell.agents.bundle.manifest import BATCH_DESCRIPTION, FAULT_DESCRIPTION, SCHEMA_VERSION
+from robocell.envs.obs_ranges import observation_ranges
 from robocell.errors import RobocellError
 
 
 def observation_inputs(env: gym.Env) -> list[dict[str, Any]]:
-    """The manifest's ``observation`` entries: one per Box, or one per Dict key in order."""
+    """The manifest's ``observation`` entries: one per Box, or one per Dict key in order.
+
+    Vector fields carry the cell's measured ranges (:mod:`robocell.envs.obs_ranges`) as
+    ``low``/``high``; a field without a measurement has none.
+    """
     space = env.observation_space
     described = _attribute(env, "observation_fields")
     if isinstance(space, spaces.Box):
-        return [_input(None, space, described)]
-    if isinstance(space, spaces.Dict):
+        entries = [_input(None, space, described)]
+    elif isinstance(space, spaces.Dict):
         described = described if isinstance(described, dict) else {}
-        return [_input(key, sub, described.get(key)) for key, sub in space.spaces.items()]
-    raise RobocellError(f"cannot export {type(space).__name__} observations (Box or Dict only)")
+        entries = [_input(key, sub, described.get(key)) for key, sub in space.spaces.items()]
+    else:
+        raise RobocellError(f"cannot export {type(space).__name__} observations (Box or Dict only)")
+    ranges = observation_ranges(env.spec.id) if env.spec else {}
+    for entry in entries:
+        measured = ranges.get(entry["name"], {})
+        for item in entry["fields"]:
+            item["low"], item["high"] = measured.get(item["name"], (None, None))
+    return entries
 
 
 def _input(key: str | None, space: spaces.Space, described: Any) -> dict[str, Any]:
@@ -76,6 +88,7 @@ def action_output(env: gym.Env) -> dict[str, Any]:
     for entry, lo, hi in zip(fields, low, high, strict=True):
         entry["low"] = float(lo) if np.isfinite(lo) else None
         entry["high"] = float(hi) if np.isfinite(hi) else None
+    safe = _attribute(env, "safe_action") if kind == "box" else None
     return {
         "name": "action",
         "kind": kind,
@@ -84,6 +97,11 @@ def action_output(env: gym.Env) -> dict[str, Any]:
         "fields": fields,
         "generic_fields": generic,
         "grid": _attribute(env, "action_grid") if kind == "discrete" else None,
+        "safe_action": None if safe is None else [float(value) for value in safe],
+        "safe_action_description": str(
+            _attribute(env, "safe_action_description")
+            or "none declared by the env: do not execute a faulted row's action"
+        ),
     }
 
 
@@ -150,7 +168,14 @@ def cell_manifest(
         "action": action_output(env),
         **provenance,
         "parity": parity,
+        **fault_fields(),
     }
+
+
+def fault_fields() -> dict[str, Any]:
+    """The manifest's ``fault`` output and ``batch`` description (the same for every cell)."""
+    fault = {"name": "fault", "dtype": "bool", "shape": [], "description": FAULT_DESCRIPTION}
+    return {"fault": fault, "batch": BATCH_DESCRIPTION}
 
 
 def _attribute(env: gym.Env, name: str) -> Any:

@@ -43,6 +43,7 @@ _ELEM_TYPES = {
     onnx.TensorProto.FLOAT: "float32",
     onnx.TensorProto.UINT8: "uint8",
     onnx.TensorProto.INT64: "int64",
+    onnx.TensorProto.BOOL: "bool",
 }
 
 
@@ -82,7 +83,8 @@ def check_bundle(path: str | Path, max_onnx_bytes: int = MAX_ONNX_BYTES) -> Chec
     Checks, in order: it is a directory (a pickle, SB3 zip or torch file is refused
     unopened), the manifest's schema, the ONNX size cap, the ONNX sha256 against the manifest,
     default-domain ops only, no external data, the opset and IR version, that the ONNX
-    metadata mirrors the manifest, and the graph's input and output shapes.
+    metadata mirrors the manifest, and the graph's input and output shapes (outputs ``action``
+    and the input guard's ``fault``).
     """
     directory = bundle_directory(path)
     manifest_path, onnx_path = directory / MANIFEST_FILE, directory / ONNX_FILE
@@ -176,10 +178,12 @@ def check_against_manifest(
         (item.name, item.dtype, [None, *item.shape]) for item in manifest.observation
     ]
     _check_signatures(model.graph.input, expected_inputs, "inputs", where)
-    action = manifest.action
-    _check_signatures(
-        model.graph.output, [(action.name, action.dtype, [None, *action.shape])], "outputs", where
-    )
+    action, fault = manifest.action, manifest.fault
+    expected_outputs = [
+        (action.name, action.dtype, [None, *action.shape]),
+        (fault.name, fault.dtype, [None, *fault.shape]),
+    ]
+    _check_signatures(model.graph.output, expected_outputs, "outputs", where)
 
 
 def _check_metadata(model: onnx.ModelProto, data: dict[str, Any], where: Path) -> None:

@@ -33,6 +33,16 @@ PARITY_RTOL = 1e-3
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _INPUT_DTYPES = ("float32", "uint8")
 _OUTPUT_DTYPES = ("float32", "int64")
+FAULT_DESCRIPTION = (
+    "true for a row with a non-finite value (NaN, +inf, -inf) in any input: that row's action "
+    "is action.safe_action (a discrete action: do not execute it) and the sensor needs "
+    "attention; false otherwise. Finite values outside an observation field's low/high are "
+    "clipped to them inside the graph, which is not a fault."
+)
+BATCH_DESCRIPTION = (
+    "every input and output has a leading batch dimension of any size (1 for one control "
+    "cycle); rows are independent: a faulted row changes no other row's action or flag"
+)
 
 
 @dataclass
@@ -45,6 +55,11 @@ class ObsField:
     """Its unit (SI or engineering, e.g. ``mm``, ``mm/s``, ``rad``, ``1`` for flags)."""
     description: str = ""
     """Free text from the cell."""
+    low: float | None = None
+    """Lowest value the cell produces (measured, with a margin; None: no range). The graph
+    clips a finite value below it to it before normalisation."""
+    high: float | None = None
+    """Highest value the cell produces (measured, with a margin; None: no range)."""
 
 
 @dataclass
@@ -148,6 +163,26 @@ class ActionOutput:
     """True when the cell did not describe its fields and the names are ``action[i]``."""
     grid: ActionGrid | None = None
     """Discrete pick-over-image actions: what each index means (None for other actions)."""
+    safe_action: list[float] | None = None
+    """Box actions: the output of a faulted row, in output units (× ``scale`` for the
+    physical command). None: the cell has no safe action (e.g. a pick); a faulted row's
+    output is then zeros (clipped into bounds) and must not be executed."""
+    safe_action_description: str = ""
+    """What the safe action does in the cell."""
+
+
+@dataclass
+class FaultOutput:
+    """The ONNX output ``fault``: one flag per row, true when the row's input was not finite."""
+
+    name: Literal["fault"]
+    """ONNX output name."""
+    dtype: Literal["bool"]
+    """Element type."""
+    shape: list[int]
+    """Shape of one row's flag, without the batch dimension (``[]``)."""
+    description: str
+    """What a controller does with it."""
 
 
 @dataclass
@@ -218,6 +253,10 @@ class BundleManifest:
     """Whether observation normalisation (running mean/std, clipping) is inside the graph."""
     parity: ParityRecord
     """The export's parity check."""
+    fault: FaultOutput
+    """The second ONNX output (the input guard's verdict per row)."""
+    batch: str
+    """What the leading dimension of every input and output is."""
 
     def validate(self) -> None:
         """Consistency checks a schema type cannot express."""
@@ -253,6 +292,9 @@ def _check_input(item: ObsInput, where: str) -> None:
             raise SchemaError(f"{where}.fields", f"needs {_size(item.shape)} entries")
     elif len(item.shape) != 3 or item.dtype != "uint8" or item.fields:
         raise SchemaError(where, "an image input is uint8 with 3 dimensions and no fields")
+    for i, entry in enumerate(item.fields):
+        if entry.low is not None and entry.high is not None and entry.low > entry.high:
+            raise SchemaError(f"{where}.fields[{i}]", "low must be <= high")
     expected = "obs" if item.key is None else f"obs.{item.key}"
     if item.name != expected:
         raise SchemaError(f"{where}.name", f"must be {expected!r}, got {item.name!r}")
@@ -266,10 +308,23 @@ def _check_output(item: ActionOutput) -> None:
     for i, entry in enumerate(item.fields):
         if entry.low is not None and entry.high is not None and entry.low > entry.high:
             raise SchemaError(f"action.fields[{i}]", "low must be <= high")
+    _check_safe_action(item)
     if item.grid is not None:
         high = item.fields[0].high if item.kind == "discrete" else None
         if high is None or high + 1 != item.grid.size:
             raise SchemaError("action.grid", "needs a discrete action with one index per cell")
+
+
+def _check_safe_action(item: ActionOutput) -> None:
+    if item.safe_action is None:
+        return
+    if item.kind != "box" or len(item.safe_action) != len(item.fields):
+        raise SchemaError("action.safe_action", "a box action's, one value per field")
+    for i, (value, entry) in enumerate(zip(item.safe_action, item.fields, strict=True)):
+        if (entry.low is not None and value < entry.low) or (
+            entry.high is not None and value > entry.high
+        ):
+            raise SchemaError(f"action.safe_action[{i}]", "must lie within the field's bounds")
 
 
 def parse_manifest(data: Any) -> BundleManifest:

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnxruntime as ort
 
+from robocell.agents.bundle.guard import clip_observation
 from robocell.agents.bundle.intake import MAX_ONNX_BYTES, check_bundle
 from robocell.agents.bundle.manifest import ONNX_FILE
+from robocell.envs.rollout import CLIPPED_OBSERVATIONS, POLICY_FAULTS, HaltEpisode
 from robocell.errors import RobocellError, VerificationError
 from robocell.util import sha256_bytes
 
@@ -36,7 +38,13 @@ def inference_session(onnx_bytes: bytes) -> ort.InferenceSession:
 
 
 class BundlePolicy:
-    """A loaded, verified bundle: ``act(obs)`` maps one raw env observation to an action."""
+    """A loaded, verified bundle: ``act(obs)`` maps one raw env observation to an action.
+
+    ``act`` counts, per episode (``reset()`` starts one), the observations the graph's guard
+    faulted and those it clipped to the manifest's ranges (``episode_counts()``). A faulted
+    observation's action is the cell's safe action; a cell without one (a pick) raises
+    :class:`robocell.envs.rollout.HaltEpisode` instead, so the pick is never executed.
+    """
 
     def __init__(
         self,
@@ -54,21 +62,53 @@ class BundlePolicy:
         self.control_period_s: float | None = manifest["control_period_s"]
         self._session = session
         inputs = manifest["observation"]
+        self._inputs = inputs
         self._names = [item["name"] for item in inputs]
         self._keys = [item["key"] for item in inputs]
         self._dtypes = [np.dtype(item["dtype"]) for item in inputs]
         self._shapes = [tuple(item["shape"]) for item in inputs]
-        self._output_names = [manifest["action"]["name"]]
+        self._output_names = [manifest["action"]["name"], manifest["fault"]["name"]]
+        self._has_safe_action = manifest["action"].get("safe_action") is not None
+        self.faults = 0
+        self.clipped_observations = 0
+
+    def reset(self) -> None:
+        """A new episode: the fault and clip counts start from zero."""
+        self.faults = 0
+        self.clipped_observations = 0
+
+    def episode_counts(self) -> dict[str, float]:
+        """This episode's faulted and clipped observations."""
+        return {
+            POLICY_FAULTS: float(self.faults),
+            CLIPPED_OBSERVATIONS: float(self.clipped_observations),
+        }
 
     def act(self, obs: Any) -> np.ndarray:
         """The action for one observation (an array, or a mapping for Dict observations)."""
-        return self._session.run(self._output_names, self._feed(obs, batched=False))[0][0]
+        action, fault = self.act_with_fault(obs)
+        if fault and not self._has_safe_action:
+            raise HaltEpisode(f"{self.path}: faulted observation; its action is not executed")
+        return action
 
     __call__ = act
 
+    def act_with_fault(self, obs: Any) -> tuple[np.ndarray, bool]:
+        """The action for one observation and the guard's fault flag; counts both."""
+        feed = self._feed(obs, batched=False)
+        action, fault = self._session.run(self._output_names, feed)
+        self.faults += int(fault[0])
+        self.clipped_observations += int(clip_observation(obs, self._inputs)[1])
+        return action[0], bool(fault[0])
+
     def act_batch(self, obs: Any) -> np.ndarray:
         """Actions for a batch of observations (leading dimension = batch)."""
-        return self._session.run(self._output_names, self._feed(obs, batched=True))[0]
+        return self.run_batch(obs)[0]
+
+    def run_batch(self, obs: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Actions and fault flags (bool, one per row) for a batch of observations."""
+        action, fault = self._session.run(self._output_names, self._feed(obs, batched=True))
+        return action, fault
 
     def make_env(self, render_mode: str | None = None) -> gym.Env:
         """The cell this bundle was exported for, with its kwargs; checks the spaces agree.

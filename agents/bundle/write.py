@@ -12,6 +12,7 @@ from typing import Any
 
 import onnx
 
+from robocell.agents.bundle.guard import guard_model, is_guarded
 from robocell.agents.bundle.intake import check_structure, default_opset
 from robocell.agents.bundle.manifest import (
     MANIFEST_FILE,
@@ -31,14 +32,18 @@ def write_bundle(
     manifest: dict[str, Any],
     overwrite: bool = False,
     check: Callable[[Path], None] | None = None,
+    extra_files: dict[str, bytes] | None = None,
 ) -> tuple[str, str]:
     """Write ``model`` and ``manifest`` as a bundle; returns (onnx sha256, manifest sha256).
 
     ``manifest`` holds every field but the ONNX ones (file, opset, IR version, sha256), which
-    are filled in here; it is validated, copied into the model's ``metadata_props``, and both
+    are filled in here; it is validated, a graph without the input guard gets it
+    (:func:`robocell.agents.bundle.guard.guard_model`, from the manifest's ranges and safe
+    action), the manifest is copied into the model's ``metadata_props``, and both
     files appear at once (the bundle is assembled in a temporary sibling directory and
     renamed), so a crash never leaves half a bundle. ``check``, if given, is called with the
     complete temporary bundle before it is renamed into place; if it raises, nothing is kept.
+    ``extra_files`` (name to bytes, e.g. a README) are written beside the two bundle files.
     """
     bundle_dir = Path(bundle_dir)
     check_bundle_target(bundle_dir, overwrite)
@@ -53,6 +58,8 @@ def write_bundle(
         data = manifest_dict(parse_manifest(fields))
     except SchemaError as exc:
         raise RobocellError(f"manifest: {exc}") from None
+    if not is_guarded(model):
+        model = guard_model(model, data)
     del model.metadata_props[:]
     for key, value in metadata_props(data).items():
         model.metadata_props.add(key=key, value=value)
@@ -60,7 +67,7 @@ def write_bundle(
     onnx_bytes = model.SerializeToString()
     data["onnx_sha256"] = sha256_bytes(onnx_bytes)
     manifest_bytes = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
-    files = {ONNX_FILE: onnx_bytes, MANIFEST_FILE: manifest_bytes}
+    files = {**(extra_files or {}), ONNX_FILE: onnx_bytes, MANIFEST_FILE: manifest_bytes}
     _write_directory(bundle_dir, files, overwrite, check)
     return data["onnx_sha256"], sha256_bytes(manifest_bytes)
 

@@ -89,9 +89,21 @@ class PegInsertEnv(CellEnv):
 
     observation_fields = OBSERVATION_FIELDS
     action_fields: ClassVar[list[dict[str, Any]]] = [
-        {"name": f"setpoint_step_{axis}", "unit": "mm", "low": -1.0, "high": 1.0, "scale": 1.0}
+        {
+            "name": f"setpoint_step_{axis}",
+            "unit": "mm",
+            "low": -1.0,
+            "high": 1.0,
+            "scale": 1.0,
+            "doc": f"step of the impedance set-point along the hole frame's {axis} axis "
+            "(nominal hole frame, z along the hole's axis, up) per control period, "
+            "-1 … 1 mm; output × 1 mm",
+        }
         for axis in "xyz"
     ]
+    # A faulted observation: the impedance controller holds the set-point where it is.
+    safe_action: ClassVar[list[float]] = [0.0, 0.0, 0.0]
+    safe_action_description = "hold the impedance set-point (zero step on every axis)"
 
     def __init__(
         self,

@@ -31,6 +31,7 @@ from robocell.envs.vision.task import (
     CONTINUOUS_FIELDS,
     GRID_FIELDS,
     PHYSICS_STEP_S,
+    SAFE_ACTION_DESCRIPTION,
     STATE_FIELDS,
     VisionSortTask,
 )
@@ -127,6 +128,7 @@ class VisionSortEnv(CellEnv):
     """
 
     observation_fields: ClassVar[dict[str, list[dict[str, Any]]]] = {"state": STATE_FIELDS}
+    safe_action_description = SAFE_ACTION_DESCRIPTION
 
     def __init__(
         self,

@@ -51,15 +51,31 @@ STATE_FIELDS: list[dict[str, Any]] = [
 ACTION_MODES = ("grid", "continuous")
 BINS = ("ok", "ng")  # bin order of the grid action: index // (rows · cols)
 CONTINUOUS_FIELDS: list[dict[str, Any]] = [
-    {"name": "pick_x", "unit": "1", "doc": "pick x from the tray centre / 150 mm"},
-    {"name": "pick_y", "unit": "1", "doc": "pick y from the tray centre / 150 mm"},
-    {"name": "bin", "unit": "1", "doc": "> 0: NG bin, <= 0: OK bin"},
+    {
+        "name": "pick_x",
+        "unit": "mm",
+        "scale": 150.0,
+        "doc": "pick point along world x (away from the robot) from the tray centre, "
+        "-150 … 150 mm; output × 150 mm",
+    },
+    {
+        "name": "pick_y",
+        "unit": "mm",
+        "scale": 150.0,
+        "doc": "pick point along world y (to the robot's left) from the tray centre, "
+        "-150 … 150 mm; output × 150 mm",
+    },
+    {"name": "bin", "unit": "1", "doc": "place bin: > 0 the NG bin, <= 0 the OK bin (-1 … 1)"},
 ]
+# No action is neutral for a pick: a faulted row's pick is not executed at all.
+SAFE_ACTION_DESCRIPTION = "none: do not execute a faulted row's pick (the cell waits)"
 GRID_FIELDS: list[dict[str, Any]] = [
     {
         "name": "pick_cell",
         "unit": "1",
-        "doc": "bin*rows*cols + row*cols + col of the image-aligned pick grid (action.grid)",
+        "doc": "pick-and-place command: index bin*rows*cols + row*cols + col of the "
+        "image-aligned pick grid (action.grid gives each cell's world point, m, and the "
+        "bins), 0 … rows*cols*bins - 1",
     },
 ]
 

@@ -95,11 +95,21 @@ class WeldSeamEnv(CellEnv):
 
     observation_fields = OBSERVATION_FIELDS
     action_fields: ClassVar[list[dict[str, Any]]] = [
-        {"name": "travel_velocity", "unit": "mm/s", "low": -20.0, "high": 20.0, "scale": 20.0},
-        {"name": "lateral_velocity", "unit": "mm/s", "low": -10.0, "high": 10.0, "scale": 10.0},
-        {"name": "up_velocity", "unit": "mm/s", "low": -10.0, "high": 10.0, "scale": 10.0},
-        {"name": "arc_on", "unit": "1", "low": -1.0, "high": 1.0, "scale": 1.0},
-    ]
+        {"name": "travel_velocity", "unit": "mm/s", "low": -20.0, "high": 20.0, "scale": 20.0,
+         "doc": "TCP velocity command along the nominal seam (seam frame: tangent at the "
+                "TCP's progress), -20 … 20 mm/s; output × 20 mm/s"},
+        {"name": "lateral_velocity", "unit": "mm/s", "low": -10.0, "high": 10.0, "scale": 10.0,
+         "doc": "TCP velocity command left of the nominal seam (seam frame: in-plate normal), "
+                "-10 … 10 mm/s; output × 10 mm/s"},
+        {"name": "up_velocity", "unit": "mm/s", "low": -10.0, "high": 10.0, "scale": 10.0,
+         "doc": "TCP velocity command up from the nominal plate (seam frame: plate normal), "
+                "-10 … 10 mm/s; output × 10 mm/s"},
+        {"name": "arc_on", "unit": "1", "low": -1.0, "high": 1.0, "scale": 1.0,
+         "doc": "welding arc: > 0 strikes / keeps the arc, <= 0 switches it off (-1 … 1)"},
+    ]  # fmt: skip
+    # A faulted observation: the torch stops where it is and the arc goes off.
+    safe_action: ClassVar[list[float]] = [0.0, 0.0, 0.0, -1.0]
+    safe_action_description = "zero TCP velocity on every axis, arc off"
 
     def __init__(
         self,
