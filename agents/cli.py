@@ -134,6 +134,13 @@ class _Camera:
         self.frames.append(self.env.render())
         return self.policy(obs)
 
+    def reset(self) -> None:
+        self.policy.reset()
+
+    def episode_counts(self) -> dict[str, float]:
+        """The bundle's fault and clip counts, which the filmed episode reports like any."""
+        return self.policy.episode_counts()
+
     def save(self, path: Path, period_s: float | None) -> None:
         import imageio.v3 as iio
 

@@ -177,7 +177,7 @@ def _report(args: argparse.Namespace) -> int:
     from robocell.eval.verify import verify_certificate
     from robocell.util import atomic_write_bytes, sha256_bytes
 
-    verified = verify_certificate(args.certificate, args.pubkey)
+    verified = verify_certificate(args.certificate, args.pubkey, report_optional=True)
     data = rebuild_html(verified).encode()
     output = Path(args.output) if args.output else verified.path.parent / HTML_NAME
     if output.is_dir():

@@ -67,11 +67,14 @@ def verify_certificate(
     cert_path: str | Path,
     public_key: Ed25519PublicKey | str | Path,
     bundle_dir: str | Path | None = None,
+    report_optional: bool = False,
 ) -> VerifiedCertificate:
     """Verify ``cert_path`` (a ``certificate.json`` beside its log and report) with the key.
 
     ``public_key`` is a key or the path of a PEM file. With ``bundle_dir`` the bundle's files
-    must match the certificate's subjects.
+    must match the certificate's subjects. With ``report_optional`` a missing report file is
+    accepted (the report is rebuilt from the certificate and its log); one that is present
+    must still match its signed digest.
     """
     cert_path = Path(cert_path)
     if cert_path.is_dir():  # CERT_DIR given for CERT_DIR/certificate.json
@@ -81,7 +84,7 @@ def verify_certificate(
     raw = _read_certificate(cert_path)
     statement = open_envelope(_parse_envelope(raw, cert_path), public_key, IN_TOTO_PAYLOAD_TYPE)
     try:
-        verified = _check_content(cert_path, raw, statement, public_key)
+        verified = _check_content(cert_path, raw, statement, public_key, report_optional)
     except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
         # A validly signed statement can still be of the wrong shape; it is refused, not run.
         raise VerificationError(
@@ -93,7 +96,11 @@ def verify_certificate(
 
 
 def _check_content(
-    cert_path: Path, raw: bytes, statement: dict[str, Any], public_key: Ed25519PublicKey
+    cert_path: Path,
+    raw: bytes,
+    statement: dict[str, Any],
+    public_key: Ed25519PublicKey,
+    report_optional: bool,
 ) -> VerifiedCertificate:
     subjects = _check_statement(statement)
     predicate = statement["predicate"]
@@ -102,7 +109,7 @@ def _check_content(
     _check_seeds(predicate)
     episodes = _check_log(cert_path.parent, predicate, spec)
     _check_decision(predicate, spec, episodes)
-    _check_report(cert_path.parent, predicate)
+    _check_report(cert_path.parent, predicate, report_optional)
     return VerifiedCertificate(
         path=cert_path,
         statement=statement,
@@ -268,13 +275,17 @@ def _check_decision(predicate: dict[str, Any], spec: BenchmarkSpec, episodes: li
             raise VerificationError(f"predicate {key} differ from those recomputed from the log")
 
 
-def _check_report(cert_dir: Path, predicate: dict[str, Any]) -> None:
+def _check_report(cert_dir: Path, predicate: dict[str, Any], optional: bool) -> None:
     report = _field(predicate, "report")
     if not isinstance(report, dict) or not all(isinstance(k, str) for k in report):
         raise VerificationError("predicate report is not a mapping of file names to digests")
     for relative, expected in report.items():
         path = cert_dir / relative
-        if Path(relative).is_absolute() or ".." in Path(relative).parts or not path.is_file():
+        if Path(relative).is_absolute() or ".." in Path(relative).parts:
+            raise VerificationError(f"report file {relative} is outside the certificate")
+        if not path.is_file():
+            if optional and not path.exists() and not path.is_symlink():
+                continue
             raise VerificationError(f"report file {relative} is missing")
         if sha256_file(path) != expected:
             raise VerificationError(f"report file {relative} does not match its signed sha256")

@@ -254,7 +254,11 @@ def test_scripted_bundle_passes_via_the_cli(
     assert all(r["metrics"]["invalid_actions"] == 0 for r in log)
     success = next(c for c in verified.predicate["criteria"] if c["name"] == "success")
     assert success["n"] == 12 and success["k"] == sum(r["metrics"]["success"] for r in log)
-    assert (tmp_path / "cert" / "report.md").read_text().count("PASS") >= 2
+    markdown = (tmp_path / "cert" / "report.md").read_text()
+    assert markdown.count("PASS") >= 2
+    assert "Input guard: 0 episodes with a faulted observation (0 steps" in markdown
+    html = (tmp_path / "cert" / "report.html").read_text()
+    assert "Input guard: 0 episodes with a faulted observation (0 steps" in html
     assert (tmp_path / "cert" / "plots" / "energy_per_part_j.png").stat().st_size > 1000
 
 

@@ -187,6 +187,21 @@ def test_robocell_report_rebuilds_the_signed_page(
     assert out.read_bytes() == signed
 
 
+def test_robocell_report_rebuilds_a_deleted_report_html(
+    world: dict[str, Any], cert_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    signed = (cert_dir / "report.html").read_bytes()
+    (cert_dir / "report.html").unlink()
+    assert main(["report", str(cert_dir), "--pubkey", str(world["pub"])]) == 0
+    assert "identical to the signed report.html" in capsys.readouterr().out
+    assert (cert_dir / "report.html").read_bytes() == signed
+    # The rebuilt page is the signed one again, so the full check passes.
+    assert verify_certificate(cert_dir, world["pub"]).verdict
+    (cert_dir / "report.md").write_text("edited")  # a present file must still match
+    assert main(["report", str(cert_dir), "--pubkey", str(world["pub"])]) == 1
+    assert "report.md does not match its signed sha256" in capsys.readouterr().err
+
+
 def test_robocell_report_refuses_what_it_cannot_verify(
     world: dict[str, Any], cert_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -275,6 +276,27 @@ def test_tb_command_points_at_the_run(weld_run: Path) -> None:
     result = robocell("tb", str(weld_run), "--print-command")
     assert result.returncode == 0
     assert f"run:{weld_run / 'tb'}" in result.stdout
+
+
+def test_tb_shows_runs_whose_names_hold_a_comma_or_a_colon(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.data_ingester import _parse_event_files_spec
+
+    from robocell.train.cli import _logdir_spec
+
+    runs = [tmp_path / "lr=3e-4,seed=0", tmp_path / "weld:seed1", tmp_path / "plain"]
+    for run in runs:
+        (run / "tb").mkdir(parents=True)
+    spec, links = _logdir_spec([str(run) for run in runs])
+    try:
+        # What TensorBoard itself makes of the spec: every run, under a readable name.
+        assert _parse_event_files_spec(spec) == {
+            str((runs[0] / "tb").resolve()): "lr=3e-4_seed=0",
+            str((runs[1] / "tb").resolve()): "weld_seed1",
+            str((runs[2] / "tb").resolve()): "plain",
+        }
+    finally:
+        assert links is not None
+        shutil.rmtree(links)
 
 
 # ---------------------------------------------------------------------- cloning

@@ -252,25 +252,45 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _tb(args: argparse.Namespace) -> int:
+    import shutil
     import subprocess
 
-    command = [sys.executable, "-m", "tensorboard.main", "--logdir_spec",
-               _logdir_spec(args.runs), "--port", str(args.port)]  # fmt: skip
+    spec, links = _logdir_spec(args.runs)
+    command = [sys.executable, "-m", "tensorboard.main", "--logdir_spec", spec,
+               "--port", str(args.port)]  # fmt: skip
     if args.print_command:
         print(shlex.join(command))
+        if links is not None:
+            print(f"(paths holding ',' are given through links in {links})", file=sys.stderr)
         return 0
-    return subprocess.call(command)
+    try:
+        return subprocess.call(command)
+    finally:
+        if links is not None:
+            shutil.rmtree(links, ignore_errors=True)
 
 
-def _logdir_spec(runs: list[str]) -> str:
-    """``name:path`` pairs: a run directory's ``tb/``, or a folder holding runs."""
-    parts = []
-    for item in runs:
+def _logdir_spec(runs: list[str]) -> tuple[str, Path | None]:
+    """``name:path`` pairs: a run directory's ``tb/``, or a folder holding runs.
+
+    TensorBoard splits the spec at every ``,`` and a pair at its first ``:``. A name holding
+    either has them replaced by ``_``; a path holding ``,`` is given through a symbolic link
+    in a temporary directory, returned second (None when no link was needed), which
+    TensorBoard resolves to the real path.
+    """
+    import tempfile
+
+    parts, links = [], None
+    for index, item in enumerate(runs):
         path = Path(item)
         if not path.is_dir():
             raise RobocellError(f"{item}: no such directory")
-        if (path / "tb").is_dir():
-            parts.append(f"{path.resolve().name}:{path / 'tb'}")
-        else:
-            parts.append(f"{path.resolve().name}:{path}")
-    return ",".join(parts)
+        logdir = path / "tb" if (path / "tb").is_dir() else path
+        if "," in str(logdir):
+            links = links or Path(tempfile.mkdtemp(prefix="robocell-tb-"))
+            link = links / str(index)
+            link.symlink_to(logdir.resolve(), target_is_directory=True)
+            logdir = link
+        name = path.resolve().name.replace(",", "_").replace(":", "_")
+        parts.append(f"{name}:{logdir}")
+    return ",".join(parts), links

@@ -95,7 +95,10 @@ def _action_gate(actions: dict[str, Any] | None) -> str:
     return (
         f"Action gate: {actions['episodes_with_invalid_actions']} of {actions['n']} episodes had "
         f"an action outside the bundle's bounds ({actions['invalid_steps']} steps): "
-        f"<strong>{esc(actions['verdict'])}</strong>."
+        f"<strong>{esc(actions['verdict'])}</strong>. Input guard: "
+        f"{actions.get('episodes_with_faults', 0)} episodes with a faulted observation "
+        f"({actions.get('faulted_steps', 0)} steps, each such episode failed), "
+        f"{actions.get('clipped_observations', 0)} observations clipped to the manifest's ranges."
     )
 
 

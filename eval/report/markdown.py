@@ -43,7 +43,11 @@ def markdown_report(
         "",
         f"Action gate: {evaluation.actions.episodes_with_invalid_actions} of "
         f"{evaluation.actions.n} episodes had an action outside the bundle's bounds "
-        f"({evaluation.actions.invalid_steps} steps): {evaluation.actions.verdict}.",
+        f"({evaluation.actions.invalid_steps} steps): {evaluation.actions.verdict}. "
+        f"Input guard: {evaluation.actions.episodes_with_faults} episodes with a faulted "
+        f"observation ({evaluation.actions.faulted_steps} steps, each such episode failed), "
+        f"{evaluation.actions.clipped_observations} observations clipped to the manifest's "
+        "ranges.",
         "",
         "## Continuous figures",
         "",
