@@ -4,7 +4,7 @@
 filled in through small hooks. :class:`CellEnv` joins a simulation, a robot, a task and the
 energy meter, and does the bookkeeping that is the same for every cell: stepping the physics,
 metering energy, the reward sum, the ``info`` contract, episode metrics, faults and the time
-limit.
+limit; and the plant parameters a production line drifts (:meth:`CellEnv.configure`).
 
 ``info`` on every step holds each reward term by name (``reward/<term>``), ``energy_j`` (this
 step), ``is_success`` and the task's quality figures; on the last step of an episode it also
@@ -23,13 +23,14 @@ from __future__ import annotations
 import copy
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 
 from robocell.envs.energy import EnergyMeter
+from robocell.envs.line_params import LineParameter, check_all, flatten
 from robocell.envs.robot import KukaIiwa
 from robocell.envs.sim import Sim, projection_matrix, view_matrix
 
@@ -129,8 +130,15 @@ class CellEnv(gym.Env):
         task: the cell's process.
         energy_weight: λ in reward = task terms − λ · energy_j (1/J).
         render_mode: ``None`` or ``"rgb_array"``.
+        line_values: the plant and belief parameters the cell was built with (checked), by
+            name; the rest keep their defaults.
+
+    Class attributes a cell sets: ``line_parameters`` (the plant's hidden conditions) and
+    ``belief_parameters`` (what the controller side believes of them: the calibration).
     """
 
+    line_parameters: ClassVar[tuple[LineParameter, ...]] = ()
+    belief_parameters: ClassVar[tuple[LineParameter, ...]] = ()
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(
@@ -140,6 +148,7 @@ class CellEnv(gym.Env):
         task: Task,
         energy_weight: float,
         render_mode: str | None = None,
+        line_values: Mapping[str, float | tuple[float, ...]] | None = None,
     ) -> None:
         if energy_weight < 0:
             raise ValueError(f"energy_weight must be >= 0, got {energy_weight}")
@@ -167,6 +176,10 @@ class CellEnv(gym.Env):
             _hook(task, "before_physics_step"),
             _hook(task, "after_physics_step"),
         )
+        every = (*self.line_parameters, *self.belief_parameters)
+        self._line_values = {p.name: p.default for p in every}
+        self._line_values.update(line_values or {})
+        self._pending: dict[str, float | tuple[float, ...]] = {}
 
     @property
     def max_steps(self) -> int:
@@ -177,12 +190,43 @@ class CellEnv(gym.Env):
         """
         return round(self.task.episode_time_s / self.task.control_period_s)
 
+    # ------------------------------------------------------------------ plant parameters
+    @classmethod
+    def check_line_values(cls, **values: object) -> dict[str, float | tuple[float, ...]]:
+        """Plant and belief values checked by name and range (ValueError naming the kwarg)."""
+        return check_all((*cls.line_parameters, *cls.belief_parameters), values)
+
+    def configure(self, **params: object) -> None:
+        """Change plant (or belief) parameters between episodes; they act from the next reset.
+
+        The env is not rebuilt. An unknown name or a value out of range is a ValueError.
+        """
+        self._pending.update(self.check_line_values(**params))
+
+    def line_conditions(self) -> dict[str, float]:
+        """The plant parameters in effect this episode, vectors flattened (``_x``, ``_y`` …)."""
+        return flatten({p.name: self._line_values[p.name] for p in self.line_parameters})
+
+    def belief(self) -> dict[str, float | tuple[float, ...]]:
+        """The belief parameters in effect this episode (the calibration applied)."""
+        return {p.name: self._line_values[p.name] for p in self.belief_parameters}
+
+    def apply_line_values(self, values: Mapping[str, float | tuple[float, ...]]) -> None:
+        """Put changed plant or belief values into the task (a cell with parameters overrides)."""
+        if values:
+            raise NotImplementedError(f"{type(self).__name__} has no plant parameters")
+
     # ------------------------------------------------------------------ gym API
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         """Rebuild the world (bitwise as if from scratch, whatever ran before) and randomise."""
         super().reset(seed=seed)
+        if self._pending:
+            changed = {k: v for k, v in self._pending.items() if v != self._line_values[k]}
+            self._line_values.update(changed)
+            self._pending = {}
+            self.apply_line_values(changed)
         self.task.np_random = self.np_random
         self._restore_robot()
         with self.sim.no_rendering():

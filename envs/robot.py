@@ -149,6 +149,7 @@ class KukaIiwa:
         self.max_torque_nm = np.asarray(IIWA_MAX_TORQUE_NM)
         self.max_speed_rad_s = np.asarray(IIWA_MAX_SPEED_RAD_S)
         self.torque_control = False
+        self.joint_friction_nm = 0.0  # Coulomb friction per joint under torque control
         self._commanded_tau = np.zeros(self.n_joints)
         self._max_torque_neg = -self.max_torque_nm
 
@@ -279,8 +280,11 @@ class KukaIiwa:
         )
 
     def enable_torque_control(self) -> None:
-        """Switch the default motors off; from now on :meth:`apply_torques` drives the arm."""
-        self.sim.disable_motors(self.name, self.joint_indices)
+        """Switch the default motors off; from now on :meth:`apply_torques` drives the arm.
+
+        The joints keep ``joint_friction_nm`` of Coulomb friction (0: none).
+        """
+        self.sim.disable_motors(self.name, self.joint_indices, self.joint_friction_nm)
         self.torque_control = True
 
     def apply_torques(self, tau: np.ndarray) -> np.ndarray:

@@ -176,13 +176,17 @@ class JointControl:
             velocityGains=[velocity_gain] * n,
         )
 
-    def disable_motors(self, name: str, joints: Sequence[int]) -> None:
-        """Switch off the default velocity motors so that torque control acts alone."""
+    def disable_motors(self, name: str, joints: Sequence[int], friction_nm: float = 0.0) -> None:
+        """Switch off the default velocity motors so that torque control acts alone.
+
+        ``friction_nm`` > 0 leaves each a zero-speed motor of that much torque: Coulomb
+        friction in the joint (the usual PyBullet idiom).
+        """
         self.client.setJointMotorControlArray(
             self.body_id(name),
             list(joints),
             p.VELOCITY_CONTROL,
-            forces=[0.0] * len(joints),
+            forces=[float(friction_nm)] * len(joints),
         )
 
     def set_torques(self, name: str, joints: Sequence[int], torques: Sequence[float]) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from robocell.envs.line_params import LineParameter
+
 
 class CellSpec(NamedTuple):
     """One registered cell.
@@ -19,6 +21,7 @@ class CellSpec(NamedTuple):
         reward_threshold: return of a solved episode (Gymnasium's ``reward_threshold``).
         summary: one line for ``robocell envs``.
         controller: ``module:Class`` of the scripted controller (built with the env).
+        line_parameters: the cell's plant parameters (env kwargs that drift in production).
     """
 
     env_id: str
@@ -27,3 +30,4 @@ class CellSpec(NamedTuple):
     reward_threshold: float
     summary: str
     controller: str
+    line_parameters: tuple[LineParameter, ...] = ()

@@ -1,5 +1,6 @@
 """The assembly cell: task, env assembly, spiral search, fixture, impedance and F/T models."""
 
+from robocell.envs.peg.plant import LINE_PARAMETERS
 from robocell.envs.spec import CellSpec
 
 CELL = CellSpec(
@@ -9,4 +10,5 @@ CELL = CellSpec(
     reward_threshold=12.0,
     summary="Insert a peg into a chamfered hole found by touch (compliant KUKA iiwa, F/T).",
     controller="robocell.envs.peg.controller:SpiralSearchInserter",
+    line_parameters=LINE_PARAMETERS,
 )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from robocell.envs.core import CellEnv
 from robocell.envs.peg.ft_sensor import FTSensorSpec
 from robocell.envs.peg.impedance import ImpedanceGains
+from robocell.envs.peg.plant import LINE_PARAMETERS
 from robocell.envs.peg.task import OBSERVATION_FIELDS, PEG, PegInsertTask
 from robocell.envs.robot import KukaIiwa
 from robocell.envs.sim import Sim
@@ -83,11 +85,17 @@ class PegInsertEnv(CellEnv):
     ``rot_stiffness_nm_rad`` (100, < 120 for stability), ``rot_damping_nms_rad`` (2),
     ``force_noise_n`` (0.1), ``torque_noise_nm`` (0.003), ``render_mode``.
 
+    Plant parameters (``configure`` changes them between episodes): ``clearance_mm`` (mm,
+    0.05 … 2, hole wear) and ``joint_friction_nm`` (N·m, 0 … 5, default 0: Coulomb friction
+    in each arm joint that the controller's torques must overcome, which costs energy).
+    The controller needs no belief of them: it finds the hole by touch.
+
     ## Version History
     - v0: initial release.
     """
 
     observation_fields = OBSERVATION_FIELDS
+    line_parameters = LINE_PARAMETERS
     action_fields: ClassVar[list[dict[str, Any]]] = [
         {
             "name": f"setpoint_step_{axis}",
@@ -119,7 +127,11 @@ class PegInsertEnv(CellEnv):
         force_noise_n: float = 0.1,
         torque_noise_nm: float = 0.003,
         render_mode: str | None = None,
+        joint_friction_nm: float = 0.0,
     ) -> None:
+        values = self.check_line_values(
+            clearance_mm=clearance_mm, joint_friction_nm=joint_friction_nm
+        )
         gains = ImpedanceGains(
             stiffness_n_m, damping_n_s_m, rot_stiffness_nm_rad, rot_damping_nms_rad
         )
@@ -139,7 +151,15 @@ class PegInsertEnv(CellEnv):
                 gains,
                 sensor,
             )
-            super().__init__(sim, robot, task, energy_weight, render_mode)
+            super().__init__(sim, robot, task, energy_weight, render_mode, values)
+            self.apply_line_values(values)
         except ValueError:
             sim.close()  # a rejected argument must not leak the physics client
             raise
+
+    def apply_line_values(self, values: Mapping[str, Any]) -> None:
+        """Widen (or narrow) the hole; set the joints' friction."""
+        if "clearance_mm" in values:
+            self.task.set_clearance(float(values["clearance_mm"]))
+        if "joint_friction_nm" in values:
+            self.robot.joint_friction_nm = float(values["joint_friction_nm"])

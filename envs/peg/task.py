@@ -106,13 +106,8 @@ class PegInsertTask(Task):
         _check_range("chamfer_mm", chamfer_mm, 0.0, HOLE_DEPTH_MM - SUCCESS_DEPTH_MM)
         _check_range("position_error_mm", position_error_mm, 0.0, 20.0)
         _check_range("force_limit_n", force_limit_n, 0.0, 1e4, low_open=True)
-        self.geometry = HoleGeometry(
-            PEG_HALF_MM + clearance_mm,
-            HOLE_DEPTH_MM,
-            chamfer_mm,
-            FIXTURE_HALF_MM,
-            FIXTURE_TOP_Z_M * 1000.0,
-        )
+        self.chamfer_mm = chamfer_mm
+        self.set_clearance(clearance_mm)
         self.position_error_mm = position_error_mm
         self.force_limit_n = force_limit_n
         self.gains = gains or ImpedanceGains()
@@ -124,6 +119,17 @@ class PegInsertTask(Task):
         self.physics_steps = round(self.control_period_s / sim.timestep_s)
         self.action_space = spaces.Box(-1.0, 1.0, (3,), np.float32)
         self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
+
+    def set_clearance(self, clearance_mm: float) -> None:
+        """The hole's clearance per side (mm) from the next reset on."""
+        _check_range("clearance_mm", clearance_mm, 0.0, PEG_HALF_MM, low_open=True)
+        self.geometry = HoleGeometry(
+            PEG_HALF_MM + clearance_mm,
+            HOLE_DEPTH_MM,
+            self.chamfer_mm,
+            FIXTURE_HALF_MM,
+            FIXTURE_TOP_Z_M * 1000.0,
+        )
 
     # ------------------------------------------------------------------ episode setup
     def build(self) -> None:

@@ -1,6 +1,7 @@
 """The vision sorting cell: task, env assembly, classical sorter, scene, camera, pick-place."""
 
 from robocell.envs.spec import CellSpec
+from robocell.envs.vision.plant import LINE_PARAMETERS
 
 CELL = CellSpec(
     "robocell/VisionSort-v1",
@@ -9,4 +10,5 @@ CELL = CellSpec(
     reward_threshold=2.5,  # sorting the smallest tray (3 parts) right returns about 2.7
     summary="Sort good and defective parts into OK/NG bins from an overhead camera image.",
     controller="robocell.envs.vision.controller:ScriptedSorter",
+    line_parameters=LINE_PARAMETERS,
 )

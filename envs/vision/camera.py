@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial.transform import Rotation
 
 from robocell.envs.sim import Sim, projection_matrix, view_matrix
 from robocell.envs.sim_types import BoxPart, Light
@@ -41,6 +42,9 @@ class OverheadCamera:
         size_px: image width and height in pixels.
         near_m: near clipping distance.
         far_m: far clipping distance.
+        shift_m: the camera's position off its mount (world x, y, z; m).
+        rotation_deg: its rotation off its mount, extrinsic x, y, z Euler angles (deg), about
+            the camera's own position; a mounted camera (zeros) looks straight down.
     """
 
     centre_m: tuple[float, float, float]
@@ -49,11 +53,18 @@ class OverheadCamera:
     size_px: int = 84
     near_m: float = 0.1
     far_m: float = 2.0
+    shift_m: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    rotation_deg: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @property
     def eye_m(self) -> np.ndarray:
         """Camera position in the world (m)."""
-        return np.asarray(self.centre_m) + np.array([0.0, 0.0, self.height_m])
+        return np.asarray(self.centre_m) + np.array([0.0, 0.0, self.height_m]) + self.shift_m
+
+    @property
+    def rotation(self) -> np.ndarray:
+        """3 × 3 rotation of the camera off its mount (world frame)."""
+        return Rotation.from_euler("xyz", self.rotation_deg, degrees=True).as_matrix()
 
     @property
     def fov_deg(self) -> float:
@@ -67,7 +78,11 @@ class OverheadCamera:
 
     def view_matrix(self) -> list[float]:
         """PyBullet view matrix (column-major)."""
-        return view_matrix(self.eye_m, self.centre_m, (1.0, 0.0, 0.0))
+        eye, up = self.eye_m, np.array([1.0, 0.0, 0.0])
+        if not any(self.rotation_deg):
+            return view_matrix(eye, np.asarray(self.centre_m) + self.shift_m, up)
+        forward = self.rotation @ np.array([0.0, 0.0, -self.height_m])
+        return view_matrix(eye, eye + forward, self.rotation @ up)
 
     def projection_matrix(self) -> list[float]:
         """PyBullet projection matrix (column-major)."""
@@ -131,15 +146,19 @@ class RenderClient:
     """
 
     def __init__(self, camera: OverheadCamera, depth: bool = False) -> None:
-        self.camera = camera
         self.depth = depth
         self.sim = Sim(simple_broadphase=False)  # never stepped
-        self._view = camera.view_matrix()
-        self._projection = camera.projection_matrix()
+        self.set_camera(camera)
         self._light = Light()
         self._background_rgb = np.zeros((camera.size_px, camera.size_px, 3), np.uint8)
         self._background_height_m = np.zeros((camera.size_px, camera.size_px), np.float32)
         self._shown: list[str] = []
+
+    def set_camera(self, camera: OverheadCamera) -> None:
+        """Render through ``camera`` from the next :meth:`build` on (the plant's true camera)."""
+        self.camera = camera
+        self._view = camera.view_matrix()
+        self._projection = camera.projection_matrix()
 
     @property
     def light(self) -> Light:

@@ -34,12 +34,21 @@ class ScriptedSorter:
     target_sigma_m = 0.002
 
     def __init__(self, env: Any) -> None:
-        self.camera: OverheadCamera = env.task.camera
+        self._task = env.task  # its camera and grid are the belief, which a line may update
         self.encode = env.task.encode_action
-        self.grid: PickGrid | None = env.task.grid
         self.part_area_px = (2.0 * PART_HALF_M[0] / self.camera.metres_per_px) ** 2
         self.failed_xy: list[np.ndarray] = []
         self._last_xy: np.ndarray | None = None
+
+    @property
+    def camera(self) -> OverheadCamera:
+        """The camera model the controller believes (the calibration)."""
+        return self._task.camera
+
+    @property
+    def grid(self) -> PickGrid | None:
+        """The pick grid, built on the believed camera."""
+        return self._task.grid
 
     def reset(self) -> None:
         """Forget the previous episode's empty picks."""

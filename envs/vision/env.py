@@ -8,6 +8,8 @@ pick over image positions in :mod:`robocell.envs.vision.pick_grid`.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from robocell.envs.core import CellEnv
@@ -16,6 +18,7 @@ from robocell.envs.sim import Sim
 from robocell.envs.vision.camera import OverheadCamera, RenderClient
 from robocell.envs.vision.pick_grid import PickGrid
 from robocell.envs.vision.pick_place import ArmPlanner
+from robocell.envs.vision.plant import BELIEF_PARAMETERS, LINE_PARAMETERS
 from robocell.envs.vision.scene import (
     CAMERA_HEIGHT_M,
     FIELD_M,
@@ -120,6 +123,16 @@ class VisionSortEnv(CellEnv):
     each randomisation off),
     ``render_mode`` (None or "rgb_array": an oblique view of the whole cell).
 
+    Plant parameters (hidden from the controller; ``configure`` changes them between
+    episodes): ``camera_tilt_deg`` (deg, −10 … 10, the camera's rotation off its mount about
+    the world y axis), ``camera_shift_mm`` (mm, x and y, −50 … 50 each, its shift off the
+    mount), ``lamp_level`` (lamp output over nominal, 0.3 … 1.5), ``lamp_tilt_deg`` (deg,
+    0 … 45, added to the drawn light tilt), ``colour_jitter`` (above: the part batch's colour
+    spread, 0 … 0.2). The belief (the calibration): ``believed_camera_shift_mm`` (mm, x, y,
+    z) and ``believed_camera_rotation_deg`` (deg, extrinsic x, y, z Euler angles), the camera
+    pose off its mount the pick grid and the scripted sorter map the image through. The
+    image is rendered through the true camera; with belief = truth = 0 the cell is as it was.
+
     ## Version History
     - v1: the action is a pick over image positions (``Discrete(G · G · 2)``) by default;
       a single regressed pick point averages between parts and picks empty tray. The v0
@@ -129,6 +142,8 @@ class VisionSortEnv(CellEnv):
 
     observation_fields: ClassVar[dict[str, list[dict[str, Any]]]] = {"state": STATE_FIELDS}
     safe_action_description = SAFE_ACTION_DESCRIPTION
+    line_parameters = LINE_PARAMETERS
+    belief_parameters = BELIEF_PARAMETERS
 
     def __init__(
         self,
@@ -143,6 +158,12 @@ class VisionSortEnv(CellEnv):
         light_level_jitter: float = 0.2,
         colour_jitter: float = 0.05,
         render_mode: str | None = None,
+        camera_tilt_deg: float = 0.0,
+        camera_shift_mm: tuple[float, float] | list[float] = (0.0, 0.0),
+        lamp_level: float = 1.0,
+        lamp_tilt_deg: float = 0.0,
+        believed_camera_shift_mm: tuple[float, float, float] | list[float] = (0.0, 0.0, 0.0),
+        believed_camera_rotation_deg: tuple[float, float, float] | list[float] = (0.0, 0.0, 0.0),
     ) -> None:
         low, high = (int(n) for n in parts)
         if not 1 <= low <= high <= MAX_PARTS:
@@ -155,12 +176,22 @@ class VisionSortEnv(CellEnv):
             raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
         if grid_size is not None and action_mode != "grid":
             raise ValueError("grid_size applies to action_mode='grid' only")
+        values = self.check_line_values(
+            camera_tilt_deg=camera_tilt_deg,
+            camera_shift_mm=camera_shift_mm,
+            lamp_level=lamp_level,
+            lamp_tilt_deg=lamp_tilt_deg,
+            colour_jitter=colour_jitter,
+            believed_camera_shift_mm=believed_camera_shift_mm,
+            believed_camera_rotation_deg=believed_camera_rotation_deg,
+        )
         look = Appearance(light_tilt_deg, light_level_jitter, colour_jitter)
-        camera = OverheadCamera(TRAY_CENTRE_M, CAMERA_HEIGHT_M, FIELD_M, image_size)
-        grid = None
+        self._nominal_camera = OverheadCamera(TRAY_CENTRE_M, CAMERA_HEIGHT_M, FIELD_M, image_size)
+        self._grid_size = None
         if action_mode == "grid":
-            size = 2 * image_size if grid_size is None else int(grid_size)
-            grid = PickGrid.from_camera(camera, size, PART_TOP_M, BINS)
+            self._grid_size = 2 * image_size if grid_size is None else int(grid_size)
+        camera = self._nominal_camera
+        grid = self._believed_grid(camera)
         self.action_fields = CONTINUOUS_FIELDS if grid is None else GRID_FIELDS
         sim = Sim(timestep_s=PHYSICS_STEP_S)
         render_client, planner = RenderClient(camera, depth), ArmPlanner(SUCTION_CUP)
@@ -169,12 +200,47 @@ class VisionSortEnv(CellEnv):
             task = VisionSortTask(
                 sim, robot, render_client, planner, (low, high), defect_rate, look, grid
             )
-            super().__init__(sim, robot, task, energy_weight, render_mode)
+            super().__init__(sim, robot, task, energy_weight, render_mode, values)
+            self.apply_line_values(values)
         except Exception:
             for client in (sim, render_client, planner):
                 client.close()
             raise
         task.meter = self.meter
+
+    def true_camera(self) -> OverheadCamera:
+        """The plant's camera: the mount moved by ``camera_tilt_deg`` and ``camera_shift_mm``."""
+        shift_x, shift_y = self._line_values["camera_shift_mm"]
+        tilt = float(self._line_values["camera_tilt_deg"])
+        return dataclasses.replace(
+            self._nominal_camera,
+            shift_m=(shift_x / 1000.0, shift_y / 1000.0, 0.0),
+            rotation_deg=(0.0, tilt, 0.0),
+        )
+
+    def believed_camera(self) -> OverheadCamera:
+        """The camera the controller side believes in (``believed_camera_*``)."""
+        shift = tuple(float(v) / 1000.0 for v in self._line_values["believed_camera_shift_mm"])
+        rotation = tuple(float(v) for v in self._line_values["believed_camera_rotation_deg"])
+        return dataclasses.replace(self._nominal_camera, shift_m=shift, rotation_deg=rotation)
+
+    def apply_line_values(self, values: Mapping[str, Any]) -> None:
+        """Move the true camera, the lamp and the batch; rebuild the belief's pick grid."""
+        task = self.task
+        if {"camera_tilt_deg", "camera_shift_mm"} & set(values):
+            task.render_client.set_camera(self.true_camera())
+        if {"believed_camera_shift_mm", "believed_camera_rotation_deg"} & set(values):
+            task.camera = self.believed_camera()
+            task.grid = self._believed_grid(task.camera)
+        names = ("lamp_level", "lamp_tilt_deg", "colour_jitter")
+        look = {k: float(values[k]) for k in names if k in values}
+        if look:
+            task.look = dataclasses.replace(task.look, **look)
+
+    def _believed_grid(self, camera: OverheadCamera) -> PickGrid | None:
+        if self._grid_size is None:
+            return None
+        return PickGrid.from_camera(camera, self._grid_size, PART_TOP_M, BINS)
 
     @property
     def action_grid(self) -> dict[str, Any] | None:

@@ -77,15 +77,19 @@ class Appearance:
             levels; the light's colour channels drop by up to half of it.
         colour_jitter: jitter (uniform ±, RGB in 0–1) of each channel of every part and of
             the tray.
+        lamp_level: the lamp's output over nominal (scales the ambient and diffuse levels).
+        lamp_tilt_deg: added to the drawn tilt (a lamp knocked off its mount).
     """
 
     light_tilt_deg: float = 35.0
     light_level_jitter: float = 0.2
     colour_jitter: float = 0.05
+    lamp_level: float = 1.0
+    lamp_tilt_deg: float = 0.0
 
     def draw_light(self, rng: np.random.Generator) -> Light:
         """A random light."""
-        tilt = np.radians(rng.uniform(0.0, self.light_tilt_deg))
+        tilt = np.radians(min(rng.uniform(0.0, self.light_tilt_deg) + self.lamp_tilt_deg, 89.0))
         azimuth = rng.uniform(0.0, 2.0 * np.pi)
         direction = (np.sin(tilt) * np.cos(azimuth), np.sin(tilt) * np.sin(azimuth), np.cos(tilt))
         level = 1.0 + rng.uniform(-self.light_level_jitter, self.light_level_jitter, 2)
@@ -93,8 +97,8 @@ class Appearance:
         return Light(
             direction=tuple(float(v) for v in direction),
             color=tuple(float(v) for v in tint),
-            ambient=0.6 * float(level[0]),
-            diffuse=0.35 * float(level[1]),
+            ambient=0.6 * float(level[0]) * self.lamp_level,
+            diffuse=0.35 * float(level[1]) * self.lamp_level,
         )
 
     def jitter(self, rgb: tuple[float, ...], rng: np.random.Generator) -> tuple[float, ...]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from robocell.envs.core import CellEnv
 from robocell.envs.robot import KukaIiwa
 from robocell.envs.sim import Sim
+from robocell.envs.weld.plant import BELIEF_PARAMETERS, LINE_PARAMETERS, true_tip_offset_mm
 from robocell.envs.weld.reward import WeldRewardSpec
 from robocell.envs.weld.seam import SHAPES
 from robocell.envs.weld.task import OBSERVATION_FIELDS, TORCH, WeldSeamTask
@@ -85,6 +87,14 @@ class WeldSeamEnv(CellEnv):
     algorithm's γ), ``shaping_weight`` (w, default 1; 0 switches shaping off),
     ``render_mode`` (None or "rgb_array").
 
+    Plant parameters (hidden from the controller; ``configure`` changes them between
+    episodes): ``tcp_offset_mm`` (mm, x, y, z in the TCP frame, −20 … 20 each: the wire tip
+    off the taught TCP, a bent torch) and ``wire_stickout_mm`` (mm, 5 … 25, default 15: the
+    tip moves along the torch by its change). The belief (the TCP calibration):
+    ``believed_tcp_offset_mm`` (mm, x, y, z, TCP frame), the tip offset the action moves
+    and the seam tracker reads from; the arc burns at the true tip. With belief = truth the
+    cell welds as with a straight torch.
+
     ## Version History
     - v1: learnable reward — the per-step tracking cost is replaced by potential-based
       shaping (standoff, lateral, speed, arc), crash and lost endings cost 1 (``abort``),
@@ -94,6 +104,8 @@ class WeldSeamEnv(CellEnv):
     """
 
     observation_fields = OBSERVATION_FIELDS
+    line_parameters = LINE_PARAMETERS
+    belief_parameters = BELIEF_PARAMETERS
     action_fields: ClassVar[list[dict[str, Any]]] = [
         {"name": "travel_velocity", "unit": "mm/s", "low": -20.0, "high": 20.0, "scale": 20.0,
          "doc": "TCP velocity command along the nominal seam (seam frame: tangent at the "
@@ -122,7 +134,15 @@ class WeldSeamEnv(CellEnv):
         gamma: float = 0.99,
         shaping_weight: float = 1.0,
         render_mode: str | None = None,
+        tcp_offset_mm: tuple[float, float, float] | list[float] = (0.0, 0.0, 0.0),
+        wire_stickout_mm: float = 15.0,
+        believed_tcp_offset_mm: tuple[float, float, float] | list[float] = (0.0, 0.0, 0.0),
     ) -> None:
+        values = self.check_line_values(
+            tcp_offset_mm=tcp_offset_mm,
+            wire_stickout_mm=wire_stickout_mm,
+            believed_tcp_offset_mm=believed_tcp_offset_mm,
+        )
         reward = WeldRewardSpec(gamma=float(gamma), shaping_weight=float(shaping_weight))
         reward.validate()  # before the physics client exists: nothing to leak
         sim = Sim()
@@ -137,4 +157,12 @@ class WeldSeamEnv(CellEnv):
             calibration_error_mm,
             reward=reward,
         )
-        super().__init__(sim, robot, task, energy_weight, render_mode)
+        super().__init__(sim, robot, task, energy_weight, render_mode, values)
+        self.apply_line_values(values)
+
+    def apply_line_values(self, values: Mapping[str, Any]) -> None:
+        """Put the true tip (bend plus stick-out) and the believed one into the task."""
+        v = self._line_values
+        true_mm = true_tip_offset_mm(v["tcp_offset_mm"], v["wire_stickout_mm"])
+        believed_mm = [float(x) for x in v["believed_tcp_offset_mm"]]
+        self.task.set_tool_offsets(true_mm / 1000.0, [x / 1000.0 for x in believed_mm])

@@ -9,7 +9,7 @@ from gymnasium import spaces
 
 from robocell.envs.core import Task
 from robocell.envs.robot import TOOL_DOWN, KukaIiwa, Tool
-from robocell.envs.sim import Sim, quat_from_euler
+from robocell.envs.sim import Sim, quat_from_euler, rotation_matrix
 from robocell.envs.sim_types import BoxPart
 from robocell.envs.weld.process import WeldProcess, WeldProcessSpec
 from robocell.envs.weld.reward import (
@@ -33,6 +33,7 @@ LOST_LATERAL_MM = 40.0
 LOST_HEIGHT_MM = 80.0
 CRASH_HEIGHT_MM = 2.0
 RUN_OUT_MM = 3.0
+TOOL_DOWN_ROTATION = rotation_matrix(TOOL_DOWN)
 
 
 class WeldSeamTask(Task):
@@ -72,6 +73,31 @@ class WeldSeamTask(Task):
         self.reward.validate()
         self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
         self.observation_space = spaces.Box(-np.inf, np.inf, (len(OBSERVATION_FIELDS),), np.float32)
+        self.set_tool_offsets(np.zeros(3), np.zeros(3))
+
+    def set_tool_offsets(self, true_m: np.ndarray, believed_m: np.ndarray) -> None:
+        """Where the wire tip really is, and where the controller believes it, off the TCP.
+
+        Both in the TCP frame (m): the torch's bend plus the stick-out's change, and its
+        calibration. The seam tracker is calibrated to the believed TCP, the arc burns at
+        the true tip, and the action moves the believed TCP.
+        """
+        self.tip_offset_m = np.asarray(true_m, dtype=float)
+        self.believed_offset_m = np.asarray(believed_m, dtype=float)
+        self._bent = bool(np.any(self.tip_offset_m != self.believed_offset_m))
+
+    def _link_target(self, point_m: np.ndarray) -> np.ndarray:
+        """The TCP link position that puts the believed TCP at ``point_m`` (torch down)."""
+        if not np.any(self.believed_offset_m):
+            return point_m
+        return point_m - TOOL_DOWN_ROTATION @ self.believed_offset_m
+
+    def _off_link(self, offset_m: np.ndarray) -> np.ndarray:
+        """The world point ``offset_m`` (TCP frame) off the TCP link, now."""
+        position, orientation = self.robot.tcp_pose()
+        if not np.any(offset_m):
+            return position
+        return position + rotation_matrix(orientation) @ offset_m
 
     # ------------------------------------------------------------------ episode setup
     def build(self) -> None:
@@ -129,12 +155,13 @@ class WeldSeamTask(Task):
     def _start_robot(self, rng: np.random.Generator) -> None:
         start = self.nominal.to_world_m(self.seam.point_at(0.0))
         start = start + np.r_[rng.uniform(-2.0, 2.0, 2), START_HEIGHT_MM] / 1000.0
-        q = self.robot.ik(start)
+        link_start = self._link_target(start)
+        q = self.robot.ik(link_start)
         for _ in range(20):  # teleport-and-refine: exact start pose without dynamics
             self.robot.reset_joints(q)
-            q = self.robot.ik(start)
+            q = self.robot.ik(link_start)
         self.robot.reset_joints(q)
-        self.target_m = self.robot.tcp_pose()[0]
+        self.target_m = self._off_link(self.believed_offset_m)
         self.previous_tcp_m = self.target_m.copy()
         self._update_state()
         self.travel_speed_mm_s = 0.0
@@ -152,7 +179,8 @@ class WeldSeamTask(Task):
         # The set-point may lead the TCP by at most 5 mm: no wind-up when the arm lags.
         self.target_m = tcp + _clip_norm(self.target_m + step_m - tcp, 0.005)
         self.arc_on = bool(action[3] > 0.0) and self.standoff_mm < self.process_spec.arc_max_mm
-        self.robot.set_joint_targets(self.robot.ik(self.target_m, TOOL_DOWN, iterations=20))
+        link_target = self._link_target(self.target_m)
+        self.robot.set_joint_targets(self.robot.ik(link_target, TOOL_DOWN, iterations=20))
 
     def tool_power_w(self) -> float:
         """Arc power while the arc burns."""
@@ -160,20 +188,28 @@ class WeldSeamTask(Task):
 
     # ------------------------------------------------------------------ state and process
     def _update_state(self) -> None:
-        self.tcp_m = self.robot.tcp_pose()[0]
+        # tcp_m: the believed TCP (the controller's frame and the tracker's); tip_m: the
+        # wire tip, where the arc burns. They differ only when the calibration is off.
+        self.tcp_m = self._off_link(self.believed_offset_m)
+        self.tip_m = self._off_link(self.tip_offset_m) if self._bent else self.tcp_m
         nominal_mm = self.nominal.to_plate_mm(self.tcp_m)
-        self.real_tcp_mm = self.real.to_plate_mm(self.tcp_m)
+        self.real_tcp_mm = self.real.to_plate_mm(self.tip_m)
         s, lateral = self.seam.project(np.stack([nominal_mm[:2], self.real_tcp_mm[:2]]))
         self.progress_mm, self.nominal_lateral_mm = float(s[0]), float(lateral[0])
         self.real_progress_mm, self.real_lateral_mm = float(s[1]), float(lateral[1])
         self.height_mm = float(nominal_mm[2])
         self.standoff_mm = float(self.real_tcp_mm[2])
+        self.sensed = (self.real_progress_mm, self.real_lateral_mm, self.standoff_mm)
+        if self._bent:  # the tracker sees the seam from the believed TCP
+            sensed_mm = self.real.to_plate_mm(self.tcp_m)
+            s, lateral = self.seam.project(sensed_mm[None, :2])
+            self.sensed = (float(s[0]), float(lateral[0]), float(sensed_mm[2]))
 
     def compute_reward_terms(self) -> dict[str, float]:
         """Run the process model over the step, then score it (see WeldSeamEnv and
         :mod:`robocell.envs.weld.reward`)."""
         self.previous_tcp_m = self.tcp_m
-        previous = self.real.to_plate_mm(self.previous_tcp_m)
+        previous = self.real.to_plate_mm(self.tip_m)
         previous_progress_mm = self.real_progress_mm
         self._update_state()
         step = self.process.advance(previous, self.real_tcp_mm, self.arc_on, self.control_period_s)
@@ -225,10 +261,11 @@ class WeldSeamTask(Task):
         v_world = (self.tcp_m - self.previous_tcp_m) * 1000.0 / self.control_period_s
         v_plate = _world_to_plate_dir(self.nominal, v_world)
         v_seam = [v_plate[:2] @ tangent, v_plate[:2] @ normal, v_plate[2]]
-        seen = -sensor.look_ahead_mm <= self.real_progress_mm <= self.seam.length_mm
-        valid = seen and abs(self.real_lateral_mm) <= sensor.fov_mm
-        lateral = -self.real_lateral_mm + rng.normal(0.0, sensor.noise_mm) if valid else 0.0
-        standoff = min(self.standoff_mm + rng.normal(0.0, sensor.noise_mm), sensor.max_range_mm)
+        progress_mm, lateral_mm, standoff_mm = self.sensed
+        seen = -sensor.look_ahead_mm <= progress_mm <= self.seam.length_mm
+        valid = seen and abs(lateral_mm) <= sensor.fov_mm
+        lateral = -lateral_mm + rng.normal(0.0, sensor.noise_mm) if valid else 0.0
+        standoff = min(standoff_mm + rng.normal(0.0, sensor.noise_mm), sensor.max_range_mm)
         obs = [
             self.progress_mm,
             self.seam.length_mm - self.progress_mm,
