@@ -18,14 +18,19 @@ the store's back cannot be papered over by the next entry.
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from robocell.errors import RobocellError, VerificationError
+from robocell.dbstore import (
+    WRITE_ATTEMPTS,
+    StoreUnavailable,
+    TransientConflict,
+    parse_url,
+    retry_transient,
+)
+from robocell.errors import VerificationError
 from robocell.eval.release.chain import ChainReport, verify_records
 from robocell.eval.release.events import GENESIS_HASH, Draft, Event, EventKind, chain
 
@@ -33,6 +38,7 @@ __all__ = [
     "DEFAULT_LEDGER",
     "GENESIS_HASH",
     "LEDGER_FORMAT",
+    "WRITE_ATTEMPTS",
     "ChainReport",
     "Draft",
     "Event",
@@ -56,8 +62,6 @@ LEDGER_FORMAT = "robocell-ledger/1"
 #: Added after the first ledgers were made: ``ledger init`` on an existing ledger adds it.
 CERTIFICATE_INDEX_SQL = """CREATE UNIQUE INDEX IF NOT EXISTS one_release_per_certificate
     ON events (certificate_sha256) WHERE kind = 'RELEASED'"""
-#: Tries of a write that the store aborted for a transient conflict (serialisation, deadlock).
-WRITE_ATTEMPTS = 8
 T = TypeVar("T")
 #: A decision under the write lock: (milestone's history, head, every entry) → (drafts, result).
 Decide = Callable[[list[Event], Event | None, list[Event]], tuple[list[Draft], T]]
@@ -73,16 +77,9 @@ class LedgerBroken(VerificationError):
     exit_code = 6
 
 
-class LedgerUnavailable(RobocellError):
+class LedgerUnavailable(StoreUnavailable):
     """The store could not be read or written (no such ledger, a read-only file, a full disk,
     a file removed while open, a server error): nothing was recorded."""
-
-    exit_code = 7
-
-
-class TransientConflict(RobocellError):
-    """The store aborted a write transaction that may succeed when run again (serialisation
-    failure, deadlock); :meth:`Ledger.record` runs the whole decision again."""
 
 
 class LedgerTransaction(Protocol):
@@ -152,16 +149,9 @@ class Ledger:
         The chain is walked first (LedgerBroken if it does not hold). A transaction the store
         aborts as a transient conflict runs again, ``decide`` included.
         """
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
-            try:
-                return self._record_once(contract_id, milestone_id, decide)
-            except TransientConflict as exc:
-                if attempt == WRITE_ATTEMPTS:
-                    raise RobocellError(
-                        f"{self.store.location}: gave up after {attempt} conflicting tries ({exc})"
-                    ) from None
-                time.sleep(random.uniform(0.0, 0.05 * 2**attempt))  # back off, out of step
-        raise AssertionError("unreachable")
+        return retry_transient(
+            lambda: self._record_once(contract_id, milestone_id, decide), self.store.location
+        )
 
     def _record_once(self, contract_id: str, milestone_id: str, decide: Decide[T]) -> T:
         with self.store.transaction() as txn:
@@ -225,22 +215,11 @@ def open_ledger(url: str | Path | None = None, create: bool = True) -> Ledger:
 
     ``create=False`` refuses a missing ledger instead of creating one (for show and verify).
     """
-    text = str(url if url is not None else DEFAULT_LEDGER)
-    scheme, sep, rest = text.partition("://")
-    if not sep:
+    target = parse_url(str(url if url is not None else DEFAULT_LEDGER), "ledger")
+    if target.backend == "sqlite":
         from robocell.eval.release.store_sqlite import SqliteStore
 
-        return Ledger(SqliteStore(Path(text), create=create))
-    if scheme == "sqlite":
-        from robocell.eval.release.store_sqlite import SqliteStore
+        return Ledger(SqliteStore(target.path, create=create))
+    from robocell.eval.release.store_postgres import PostgresStore
 
-        if not rest.startswith("/"):
-            raise RobocellError(f"ledger URL {text!r}: expected sqlite:///PATH")
-        return Ledger(SqliteStore(Path(rest[1:]), create=create))
-    if scheme in ("postgresql", "postgres"):
-        from robocell.eval.release.store_postgres import PostgresStore
-
-        return Ledger(PostgresStore(text, create=create))
-    raise RobocellError(
-        f"ledger URL {scheme}://…: no backend for {scheme!r} (available: sqlite, postgresql)"
-    )
+    return Ledger(PostgresStore(target.url, create=create))

@@ -28,6 +28,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from robocell.dbstore import (
+    LOCK_TIMEOUT_S,
+    first_line,
+    import_psycopg,
+    postgres_connect,
+    redacted,
+)
 from robocell.errors import RobocellError
 from robocell.eval.release.events import RECORD_COLUMNS, Event
 from robocell.eval.release.ledger import (
@@ -38,10 +45,6 @@ from robocell.eval.release.ledger import (
     TransientConflict,
 )
 
-#: Seconds a write waits for another writer's transaction before giving up.
-LOCK_TIMEOUT_S = 60
-#: Seconds to wait for the server when connecting.
-CONNECT_TIMEOUT_S = 10
 _SCHEMA = """
 CREATE TABLE ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE events (
@@ -105,21 +108,12 @@ _INSERT = (
 _SCHEMA_LOCK_KEY = 0x726F626F63656C6C
 
 
-def redacted(url: str) -> str:
-    """``url`` with any password replaced by ``***``, for messages and ``location``."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not at or ":" not in credentials:
-        return url
-    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"
-
-
 class PostgresStore:
     """A ledger in a PostgreSQL database; ``create=False`` refuses a database without one."""
 
     def __init__(self, url: str, create: bool = True) -> None:
         self.location = redacted(url)
-        self._psycopg = _import_psycopg()
+        self._psycopg = import_psycopg("ledger")
         self._conn = self._connect(url)
         try:
             self._open(create)
@@ -128,20 +122,7 @@ class PostgresStore:
             raise
 
     def _connect(self, url: str) -> Any:
-        psycopg = self._psycopg
-        from psycopg.rows import dict_row
-
-        try:
-            conn = psycopg.connect(
-                url, autocommit=True, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT_S
-            )
-            conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
-            conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_S}s'")
-        except psycopg.Error as exc:
-            raise LedgerUnavailable(
-                f"{self.location}: cannot connect ({_first_line(exc)})"
-            ) from None
-        return conn
+        return postgres_connect(self._psycopg, url, self.location, LedgerUnavailable)
 
     def _open(self, create: bool) -> None:
         with self._errors():
@@ -187,14 +168,14 @@ class PostgresStore:
         try:
             yield
         except (errors.SerializationFailure, errors.DeadlockDetected) as exc:
-            raise TransientConflict(_first_line(exc)) from None
+            raise TransientConflict(first_line(exc)) from None
         except errors.LockNotAvailable:
             raise LedgerUnavailable(
                 f"{self.location}: another writer held the ledger for over {LOCK_TIMEOUT_S} s"
             ) from None
         except self._psycopg.Error as exc:
             raise LedgerUnavailable(
-                f"{self.location}: database error ({_first_line(exc)})"
+                f"{self.location}: database error ({first_line(exc)})"
             ) from None
 
     @contextmanager
@@ -250,7 +231,7 @@ class _PostgresTransaction:
         except self._psycopg.IntegrityError as exc:
             raise LedgerConflict(
                 f"ledger refused entry {event.seq} ({event.kind} "
-                f"{event.contract_id}/{event.milestone_id}): {_first_line(exc)}"
+                f"{event.contract_id}/{event.milestone_id}): {first_line(exc)}"
             ) from None
 
 
@@ -269,18 +250,3 @@ def _history(conn: Any, contract_id: str, milestone_id: str) -> list[Event]:
 def _issued_count(conn: Any) -> int:
     row = conn.execute("SELECT seq FROM events_issued").fetchone()
     return int(row["seq"]) if row else 0
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _import_psycopg() -> Any:
-    try:
-        import psycopg
-    except ImportError:
-        raise RobocellError(
-            "a postgresql:// ledger needs psycopg 3: pip install 'robocell[postgres]'"
-        ) from None
-    return psycopg

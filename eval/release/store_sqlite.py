@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from robocell.dbstore import sqlite_connect
 from robocell.errors import RobocellError
 from robocell.eval.release.events import RECORD_COLUMNS, Event
 from robocell.eval.release.ledger import (
@@ -31,8 +32,6 @@ from robocell.eval.release.ledger import (
     LedgerUnavailable,
 )
 
-#: Seconds a writer waits for another process's transaction before giving up.
-BUSY_TIMEOUT_S = 60.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -87,19 +86,10 @@ class SqliteStore:
             ) from None
 
     def _connect(self, target: str, uri: bool) -> sqlite3.Connection:
-        # isolation_level=None: no implicit transactions; every write is an explicit
-        # BEGIN IMMEDIATE ... COMMIT below.
         try:
-            conn = sqlite3.connect(target, uri=uri, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            return sqlite_connect(target, uri=uri)
         except sqlite3.Error as exc:
             raise self._error(exc) from None
-        conn.row_factory = sqlite3.Row
-        try:
-            conn.execute("PRAGMA synchronous = FULL")
-        except sqlite3.Error as exc:
-            conn.close()
-            raise self._error(exc) from None
-        return conn
 
     def _error(self, exc: sqlite3.Error) -> RobocellError:
         """A one-line error for an SQLite failure on this file."""
