@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from robocell.cli_helpers import count, positive_int
@@ -18,10 +19,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     seeds_new.add_argument("-o", "--output", required=True, help="master seed file to create")
     seeds_new.set_defaults(func=_seeds_new)
 
-    keys = subparsers.add_parser("keys", help="create the certifier's Ed25519 key pair")
+    keys = subparsers.add_parser("keys", help="create an Ed25519 key pair (certifier or cell)")
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
-    keys_new = keys_sub.add_parser("new", help="write certifier.key (0600) and certifier.pub")
+    keys_new = keys_sub.add_parser(
+        "new", help="write certifier.key (0600) and certifier.pub, or a cell's pair with --cell"
+    )
     keys_new.add_argument("-o", "--output", required=True, help="directory for the key pair")
+    keys_new.add_argument(
+        "--cell", metavar="ID", help="a line cell's telemetry key: cell-ID.key and cell-ID.pub"
+    )
     keys_new.set_defaults(func=_keys_new)
 
     _register_certify(subparsers)
@@ -91,7 +97,12 @@ def _seeds_new(args: argparse.Namespace) -> int:
 def _keys_new(args: argparse.Namespace) -> int:
     from robocell.eval.keys import generate_keypair, load_public_key, public_key_fingerprint
 
-    key_path, pub_path = generate_keypair(args.output)
+    names = {}
+    if args.cell is not None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}", args.cell):
+            raise RobocellError(f"--cell {args.cell!r}: expected letters, digits or ._:-")
+        names = {"key_name": f"cell-{args.cell}.key", "pub_name": f"cell-{args.cell}.pub"}
+    key_path, pub_path = generate_keypair(args.output, **names)
     fingerprint = public_key_fingerprint(load_public_key(pub_path))
     print(f"private key: {key_path} (mode 0600, keep it secret)")
     print(f"public key:  {pub_path}")

@@ -22,10 +22,13 @@ PRIVATE_KEY_NAME = "certifier.key"
 PUBLIC_KEY_NAME = "certifier.pub"
 
 
-def generate_keypair(out_dir: str | Path) -> tuple[Path, Path]:
-    """Write a fresh Ed25519 pair to ``out_dir``; refuses to overwrite an existing key."""
+def generate_keypair(
+    out_dir: str | Path, key_name: str = PRIVATE_KEY_NAME, pub_name: str = PUBLIC_KEY_NAME
+) -> tuple[Path, Path]:
+    """Write a fresh Ed25519 pair to ``out_dir`` as ``key_name`` (0600) and ``pub_name``
+    (the certifier's by default); refuses to overwrite an existing key."""
     out_dir = Path(out_dir)
-    key_path, pub_path = out_dir / PRIVATE_KEY_NAME, out_dir / PUBLIC_KEY_NAME
+    key_path, pub_path = out_dir / key_name, out_dir / pub_name
     for path in (key_path, pub_path):
         if path.exists():
             raise RobocellError(f"{path}: already exists; refusing to overwrite a key")

@@ -24,6 +24,8 @@ COMMAND_MODULES = (
     "robocell.agents.cli",
     "robocell.train.improve.cli",
     "robocell.train.sweep.cli",
+    "robocell.line.telemetry.cli",
+    "robocell.line.cli",
 )
 
 

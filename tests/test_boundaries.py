@@ -43,12 +43,20 @@ TORCH_FREE = (
     "robocell.eval.release.store_sqlite",
     "robocell.envs.make",
     "robocell.executor",
+    "robocell.line.cli",
+    "robocell.line.detectors",
+    "robocell.line.linefile",
+    "robocell.line.report",
+    "robocell.line.runtime",
+    "robocell.line.telemetry",
+    "robocell.line.telemetry.cli",
 )
 
 # folder -> robocell subpackages its modules must not import
 FORBIDDEN = {
     "envs": ("robocell.train", "robocell.eval", "robocell.agents"),
     "agents": ("robocell.train", "robocell.eval"),
+    "line": ("robocell.train",),  # a learning cycle trains in worker processes, never here
 }
 
 

@@ -31,7 +31,7 @@ def plot_files(
 
 
 def _criteria_plot(criteria: list[CriterionResult]) -> bytes:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 1.4 + 0.5 * len(criteria)))
     rows = np.arange(len(criteria))
     rates = [c.k / c.n if c.n else 0.0 for c in criteria]
@@ -56,13 +56,13 @@ def _criteria_plot(criteria: list[CriterionResult]) -> bytes:
     ax.set_xlim(0.0, 1.0)
     ax.set_xlabel("probability")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.55), ncol=3, fontsize=7)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _figure_plot(
     figure: FigureResult, values: list[float | None], thresholds: list[Criterion]
 ) -> bytes:
-    plt = _pyplot()
+    plt = pyplot()
     finite = np.array([v for v in values if v is not None and np.isfinite(v)], dtype=float)
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     if finite.size:
@@ -83,10 +83,11 @@ def _figure_plot(
     ax.set_ylabel("episodes")
     ax.set_title(f"{figure.name}: {figure.verdict}")
     ax.legend(fontsize=7)
-    return _png(fig)
+    return figure_png(fig)
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -95,9 +96,10 @@ def _pyplot() -> Any:
     return plt
 
 
-def _png(fig: Any) -> bytes:
+def figure_png(fig: Any) -> bytes:
+    """A figure as PNG bytes (no timestamp in the metadata); closes the figure."""
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return buffer.getvalue()
