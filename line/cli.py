@@ -40,6 +40,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("-o", "--output", type=Path, required=True, help="HTML file to write")
     report.add_argument("--force", action="store_true", help="replace an existing file")
     report.set_defaults(func=_report)
+    calibrate = subparsers.add_parser(
+        "calibrate", help="run a line cell's calibration routine in its plant, on demand"
+    )
+    calibrate.add_argument("line_file", help="the line file naming the cell")
+    calibrate.add_argument("--cell", required=True, help="the cell's id in the line file")
+    calibrate.add_argument(
+        "-o", "--out", type=Path, help="the line's output folder (default: runs/lines/<line>)"
+    )
+    calibrate.add_argument(
+        "--telemetry", metavar="URL", help="telemetry store (default: OUT/telemetry.sqlite)"
+    )
+    calibrate.set_defaults(func=_calibrate)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -86,3 +98,21 @@ def _report(args: argparse.Namespace) -> int:
     for chain in broken:
         print(f"  {chain.line}/{chain.cell}: {chain.problem}", file=sys.stderr)
     return 1 if broken else 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from robocell.line.linefile import load_line
+    from robocell.line.runtime import calibrate_on_demand
+
+    line = load_line(args.line_file)
+    cell = next((c for c in line.cells if c.id == args.cell), None)
+    if cell is None:
+        known = ", ".join(c.id for c in line.cells)
+        raise RobocellError(f"{args.line_file}: no cell {args.cell!r} (cells: {known})")
+    out = args.out or Path("runs") / "lines" / line.line
+    event = calibrate_on_demand(line, cell, out, args.telemetry)
+    data = event["data"]
+    print(f"{cell.id}: calibration version {data['version']} ({data['method']}) at part "
+          f"{event['part']}: error before {data['error_before']}, after {data['error_after']}; "
+          f"{data['duration_s']:.1f} s, {data['energy_j']:.0f} J")  # fmt: skip
+    return 0

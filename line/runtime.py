@@ -115,6 +115,69 @@ def run_line(
     return summary
 
 
+def calibrate_on_demand(
+    line: LineFile, cell: CellEntry, out_dir: Path, telemetry: str | None
+) -> dict[str, Any]:
+    """``robocell calibrate``: the cell's routine in its plant as the scenario stands at the
+    chain's next part; the new version goes into the calibration file and a ``calibration``
+    event into the cell's telemetry chain. Returns the event."""
+    from robocell.agents.bundle import load_bundle
+    from robocell.line.calibrate import ROUTINES
+    from robocell.line.calibrate.files import CalibrationFile
+    from robocell.line.keys import cell_key
+    from robocell.line.telemetry import open_telemetry
+
+    check_cell(cell)
+    policy = load_bundle(cell.bundle)
+    routine = ROUTINES.get(policy.env_id)
+    if routine is None:
+        raise RobocellError(f"cell {cell.id}: {policy.env_id} has no calibration routine")
+    url = telemetry or str(out_dir / "telemetry.sqlite")
+    with open_telemetry(url, create=True) as store:
+        writer = store.open_chain(line=line.line, cell=cell.id, private_key=cell_key(cell, out_dir))
+        part = writer.next_part
+        env = policy.make_env()
+        try:
+            plant = env.unwrapped
+            calibration = CalibrationFile.load(
+                out_dir / "calibration" / f"{cell.id}.json", plant.belief()
+            )
+            defaults = {p.name: p.default for p in plant.line_parameters}
+            plant.configure(**scenario_values(cell.scenario, part, defaults),
+                            **calibration.current()[1])  # fmt: skip
+            env.reset(seed=SEED_BASE + part)
+            result = routine(plant)
+        finally:
+            env.close()
+        version = calibration.append(
+            result.values,
+            part=part,
+            method=result.method,
+            error_after=result.error_after,
+            detail=result.detail,
+        )
+        event = {"type": "calibration", "cell": cell.id, "part": part,
+                 "data": calibration_data(result, version, "on demand")}  # fmt: skip
+        writer.append([], [event])
+    return event
+
+
+def record_calibration(calibration: Any, result: Any, part: int) -> int:
+    """Append ``result`` to the cell's calibration file; returns the new version."""
+    return calibration.append(result.values, part=part, method=result.method,
+                              error_after=result.error_after, detail=result.detail)  # fmt: skip
+
+
+def calibration_data(result: Any, version: int, trigger: str) -> dict[str, Any]:
+    """A ``calibration`` event's data: what was found, its errors and its cost."""
+    return _plain({
+        "version": version, "trigger": trigger, "method": result.method,
+        "values": result.values, "error_before": result.error_before,
+        "error_after": result.error_after, "duration_s": result.duration_s,
+        "energy_j": result.energy_j, "detail": result.detail,
+    })  # fmt: skip
+
+
 def check_cell(cell: CellEntry) -> None:
     """The bundle passes the gate and is for the cell; the scenario names plant parameters
     with values in their ranges."""
@@ -163,9 +226,7 @@ def run_cell(job: CellJob) -> dict[str, Any]:
     env = policy.make_env()
     plant = env.unwrapped
     defaults = {p.name: p.default for p in plant.line_parameters}
-    calibration = CalibrationFile.load(
-        out / "calibration" / f"{cell.id}.json", plant.belief()
-    )
+    calibration = CalibrationFile.load(out / "calibration" / f"{cell.id}.json", plant.belief())
     routine = ROUTINES.get(policy.env_id) if cell.calibration == "auto" else None
     key = cell_key(cell, out)
     store = open_telemetry(job.telemetry, create=True)
@@ -286,25 +347,9 @@ class _CellState:
         if self.routine is None:
             return
         result = self.routine(self.plant)
-        version = self.calibration.append(
-            result.values,
-            part=part,
-            method=result.method,
-            error_after=result.error_after,
-            detail=result.detail,
-        )
+        version = record_calibration(self.calibration, result, part)
         self.sim_time_s += result.duration_s
-        self._event(
-            "calibration",
-            part,
-            version=version,
-            method=result.method,
-            values=_plain(result.values),
-            error_before=_plain(result.error_before),
-            error_after=_plain(result.error_after),
-            duration_s=result.duration_s,
-            energy_j=result.energy_j,
-        )
+        self._event("calibration", part, **calibration_data(result, version, "drift alarm"))
         self.detectors.restart()
 
     def _row(self, part: int, version: int, metrics: Mapping[str, float]) -> dict[str, Any]:
@@ -389,8 +434,9 @@ def windows(cell: str, rows: list[dict[str, Any]], events: list[dict[str, Any]])
     alarms = [e["part"] for e in events if e["type"] == "drift_alarm"]
     calibrations = [e["part"] for e in events if e["type"] == "calibration"]
     cuts = [("before_first_alarm", 0, alarms[0] if alarms else len(rows))]
-    if calibrations:
+    if alarms and calibrations:
         cuts.append(("alarm_to_calibration", alarms[0], calibrations[-1] + 1))
+    if calibrations:
         cuts.append(("after_last_calibration", calibrations[-1] + 1, len(rows)))
     cuts.append(("last_300", max(0, len(rows) - 300), len(rows)))
     return [

@@ -67,8 +67,32 @@ def test_a_knocked_camera_is_alarmed_calibrated_and_sorted_again(tmp_path: Path)
         assert rows[-1]["calibration_version"] >= 1 and rows[0]["calibration_version"] == 0
         assert rows[40]["conditions"]["camera_tilt_deg"] == 2.0
         assert {e["type"] for e in store.events()} >= {"deployment", "drift_alarm", "calibration"}
-    tb = list((tmp_path / "out" / "tb" / "vision-1").glob("events.out.tfevents.*"))
-    assert tb
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(tmp_path / "out" / "tb" / "vision-1"))
+    accumulator.Reload()
+    success = accumulator.Scalars("line/success")
+    assert [point.step for point in success] == list(range(60))
+    assert {"line/energy_j", "line/cycle_time_s", "line/co2e_g"} <= set(
+        accumulator.Tags()["scalars"]
+    )
+
+
+def test_two_cells_run_in_parallel_processes_each_in_its_own_chain(tmp_path: Path) -> None:
+    bundle = str(ROOT / "models" / "vision")
+    cells = [{"id": f"vision-{i}", "env_id": VISION, "bundle": bundle} for i in (1, 2)]
+    line = tmp_path / "line.yaml"
+    line.write_text(yaml.safe_dump({"line": "two", "parts": 4, "cells": cells}))
+    code, summary = _run(str(line), "-o", str(tmp_path / "out"))
+    assert code == 0 and summary is not None and set(summary["cells"]) == {"vision-1", "vision-2"}
+    with open_telemetry(tmp_path / "out" / "telemetry.sqlite", create=False) as store:
+        chains = verify_telemetry(store)
+        assert sorted((c.cell, c.rows, c.ok) for c in chains) == [
+            ("vision-1", 4, True),
+            ("vision-2", 4, True),
+        ]
+        first = {r["cell"]: r["conditions"] for r in store.rows() if r["part"] == 0}
+        assert first["vision-1"] == first["vision-2"]  # same plant, own episode seeds
 
 
 def test_line_runtime_never_imports_torch(tmp_path: Path) -> None:
@@ -173,3 +197,26 @@ def test_line_report_renders_from_the_telemetry(tmp_path: Path) -> None:
     assert screenshot(page, shot, tmp_path) == []  # no console errors: nothing blocked
     image = pixels(shot)
     assert (image < 128).any(axis=-1).mean() > 0.01  # text and the KPI curves are drawn
+
+
+def test_robocell_calibrate_on_demand_writes_a_version_and_a_signed_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = _line(tmp_path, parts=5, scenario=_knock(0))
+    out = tmp_path / "out"
+    assert main(["calibrate", str(line), "--cell", "vision-1", "-o", str(out)]) == 0
+    assert "calibration version 1" in capsys.readouterr().out
+    calibration = json.loads((out / "calibration" / "vision-1.json").read_text())
+    assert [v["version"] for v in calibration["versions"]] == [1]
+    assert calibration["versions"][0]["error_after"]["rotation_deg"] <= 0.2
+    assert main(["calibrate", str(line), "--cell", "nope", "-o", str(out)]) == 2
+    assert "no cell 'nope'" in capsys.readouterr().err
+    # The line then runs under the calibrated belief from its first part.
+    assert main(["line", "run", str(line), "-o", str(out), "--resume", "--no-progress"]) == 0
+    with open_telemetry(out / "telemetry.sqlite", create=False) as store:
+        (chain,) = verify_telemetry(store)
+        assert chain.ok
+        assert all(row["calibration_version"] == 1 and row["success"] for row in store.rows())
+        assert [e["data"]["trigger"] for e in store.events() if e["type"] == "calibration"] == [
+            "on demand"
+        ]
