@@ -174,10 +174,12 @@ class CellDetectors:
             if max((len(v) for v in self.reference.values()), default=0) >= self.warmup_parts:
                 self._arm()
             return []
-        alarms = [
-            self.detectors[n].update(v, part) for n, v in observed.items() if n in self.detectors
-        ]
-        return [alarm for alarm in alarms if alarm is not None]
+        watched = {n: v for n, v in observed.items() if n in self.detectors}
+        watched = {n: v for n, v in watched.items() if n not in self.raised}
+        alarms = [self.detectors[n].update(v, part) for n, v in watched.items()]
+        alarms = [alarm for alarm in alarms if alarm is not None]
+        self.raised.update(alarm.stream for alarm in alarms)
+        return alarms
 
     def restart(self) -> None:
         """Zero the statistics and clear the standing alarms (after a calibration); the

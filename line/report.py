@@ -74,9 +74,15 @@ def _describe(event: dict[str, Any]) -> str:
                 f"> threshold {threshold:.2f}")  # fmt: skip
     if event["type"] == "calibration":
         return (f"{data.get('method')}, version {data.get('version')}: error before "
-                f"{data.get('error_before')}, after {data.get('error_after')}; "
+                f"{_figures(data.get('error_before'))}, after {_figures(data.get('error_after'))}; "
                 f"{data.get('duration_s', 0):.1f} s, {data.get('energy_j', 0):.0f} J")  # fmt: skip
     return ", ".join(f"{k}={v}" for k, v in sorted(data.items()))
+
+
+def _figures(values: Any) -> str:
+    if not isinstance(values, dict):
+        return str(values)
+    return ", ".join(f"{name} {value:.3g}" for name, value in sorted(values.items()))
 
 
 def _bundle_spans(rows: list[dict[str, Any]]) -> list[list[str]]:
@@ -99,23 +105,32 @@ def _plot(rows: list[dict[str, Any]], events: list[dict[str, Any]]) -> bytes:
     plt = pyplot()
     parts = np.array([r["part"] for r in rows])
     series = [
-        ("success (rolling 50)", np.array([float(r["success"]) for r in rows]), True),
-        ("energy per part (J)", np.array([r["energy_j"] for r in rows]), False),
+        ("success", np.array([float(r["success"]) for r in rows]), True),
+        (
+            "energy per part (J; rolling 50 over each part)",
+            np.array([r["energy_j"] for r in rows]),
+            False,
+        ),
         ("cycle time (s)", np.array([r["cycle_time_s"] for r in rows]), False),
     ]
     fig, axes = plt.subplots(len(series), 1, figsize=(9, 6.5), sharex=True)
-    for axis, (label, values, rolling) in zip(axes, series, strict=True):
-        if rolling:
-            axis.plot(parts[len(parts) - len(_rolling(values)) :], _rolling(values), lw=1.2)
+    for axis, (label, values, is_rate) in zip(axes, series, strict=True):
+        smooth = _rolling(values)
+        if is_rate:
             axis.set_ylim(-0.05, 1.05)
         else:
-            axis.plot(parts, values, lw=0.6)
+            axis.plot(parts, values, lw=0.4, color="0.75")
+        axis.plot(parts[len(parts) - len(smooth) :], smooth, lw=1.2, color="tab:blue")
         axis.set_ylabel(label, fontsize=8)
         for event in events:
             if event["type"] == "drift_alarm":
                 axis.axvline(event["part"], color="tab:red", lw=0.8, ls="--")
             elif event["type"] == "calibration":
                 axis.axvline(event["part"], color="tab:green", lw=1.0)
-    axes[0].set_title("red dashed: drift alarm, green: calibration", fontsize=8)
+    axes[0].set_title(
+        f"grey: each part, blue: mean of the last {ROLLING_PARTS} parts; "
+        "red dashed: drift alarm, green: calibration",
+        fontsize=8,
+    )
     axes[-1].set_xlabel("part")
     return figure_png(fig)
