@@ -141,6 +141,8 @@ class LineFile:
             raise SchemaError("cells", f"duplicate cell id {duplicate!r}")
         if not 1 <= self.parts <= MAX_PARTS:
             raise SchemaError("parts", f"must be in [1, {MAX_PARTS}], got {self.parts}")
+        if not 0 <= self.seed <= 1_000_000:
+            raise SchemaError("seed", f"must be in [0, 1000000], got {self.seed}")
         if not 0.0 <= self.grid_g_co2e_per_kwh <= 2000.0:
             raise SchemaError("grid_g_co2e_per_kwh", "must be in [0, 2000] g CO2e/kWh")
         if not 1 <= self.batch_parts <= 10_000:

@@ -30,7 +30,7 @@ import numpy as np
 from robocell.errors import RobocellError
 from robocell.executor import ExecutorOptions, run_jobs
 from robocell.line.detectors import CellDetectors
-from robocell.line.linefile import CellEntry, LineFile, scenario_values
+from robocell.line.linefile import MAX_PARTS, CellEntry, LineFile, scenario_values
 from robocell.line.tensorboard import ScalarWriter
 from robocell.util import atomic_write_bytes
 
@@ -52,7 +52,6 @@ class CellJob:
     out_dir: str
     grid_g_co2e_per_kwh: float
     batch_parts: int
-    resume: bool
     progress_position: int | None
 
 
@@ -93,7 +92,6 @@ def run_line(
                 str(out_dir),
                 line.grid_g_co2e_per_kwh,
                 line.batch_parts,
-                resume,
                 index if progress else None,
             ),
         )
@@ -145,7 +143,7 @@ def calibrate_on_demand(
             defaults = {p.name: p.default for p in plant.line_parameters}
             plant.configure(**scenario_values(cell.scenario, part, defaults),
                             **calibration.current()[1])  # fmt: skip
-            env.reset(seed=SEED_BASE + part)
+            env.reset(seed=episode_seed(line.seed, part, cell.id))
             result = routine(plant)
         finally:
             env.close()
@@ -324,7 +322,7 @@ class _CellState:
         version, belief = self.calibration.current()
         plant_values = scenario_values(self.cell.scenario, part, self.defaults)
         self.plant.configure(**plant_values, **belief)
-        seed = SEED_BASE + 1000 * self.job.seed + part * 7 + _cell_offset(self.cell.id)
+        seed = episode_seed(self.job.seed, part, self.cell.id)
         metrics = run_episode(self.env, self.policy, seed)
         row = self._row(part, version, metrics)
         self.rows.append(row)
@@ -462,8 +460,10 @@ def row_kpis(row: Mapping[str, Any]) -> dict[str, float]:
     return kpis | dict(row["quality"])
 
 
-def _cell_offset(cell_id: str) -> int:
-    return zlib.crc32(cell_id.encode()) % 997
+def episode_seed(line_seed: int, part: int, cell_id: str) -> int:
+    """The seed of a part's episode: distinct for every (line seed, part, cell) of a line
+    (the cell's id picks one of 1000 offsets), above the certification and eval ranges."""
+    return SEED_BASE + (line_seed * MAX_PARTS + part) * 1000 + zlib.crc32(cell_id.encode()) % 1000
 
 
 def _plain(value: Any) -> Any:
