@@ -148,9 +148,14 @@ def _threshold(steps: np.ndarray, arl0: int, pairs: bool = False) -> float:
     return high
 
 
+#: Streams whose standard is the warm-up's level for good: quality. The process figures
+#: (energy, cycle time) take a new reference after a calibration, which may change them.
+QUALITY_STREAMS = ("success", "escape")
+
+
 @dataclass
 class CellDetectors:
-    """The detectors of one cell: a warm-up, then every stream watched part by part."""
+    """The detectors of one cell: each stream warms up, then is watched part by part."""
 
     streams: list[str]
     warmup_parts: int
@@ -160,47 +165,43 @@ class CellDetectors:
     raised: set[str] = field(default_factory=set)
     """Streams whose alarm stands: they raise no more until :meth:`restart` (a calibration)."""
 
-    @property
-    def warming_up(self) -> bool:
-        return not self.detectors
-
     def update(self, part: int, kpis: dict[str, float]) -> list[Alarm]:
         """Feed one part's KPIs (``success``, ``escape``, ``energy_j``, ``cycle_time_s``)."""
-        observed = {name: _observation(name, kpis) for name in self.streams}
-        observed = {name: value for name, value in observed.items() if value is not None}
-        if self.warming_up:
-            for name, value in observed.items():
-                self.reference.setdefault(name, []).append(value)
-            if max((len(v) for v in self.reference.values()), default=0) >= self.warmup_parts:
-                self._arm()
-            return []
-        watched = {n: v for n, v in observed.items() if n in self.detectors}
-        watched = {n: v for n, v in watched.items() if n not in self.raised}
-        alarms = [self.detectors[n].update(v, part) for n, v in watched.items()]
-        alarms = [alarm for alarm in alarms if alarm is not None]
-        self.raised.update(alarm.stream for alarm in alarms)
+        alarms = []
+        for name in self.streams:
+            value = _observation(name, kpis)
+            if value is None or name in self.raised:
+                continue
+            if name not in self.detectors:
+                self._warm_up(name, value)
+                continue
+            alarm = self.detectors[name].update(value, part)
+            if alarm is not None:
+                alarms.append(alarm)
+                self.raised.add(name)
         return alarms
 
     def restart(self) -> None:
-        """Zero the statistics and clear the standing alarms (after a calibration); the
-        reference stays."""
+        """After a calibration: clear the standing alarms and zero the statistics. Quality
+        streams keep their reference (the level to hold); energy and cycle time warm up
+        again on the calibrated cell."""
         self.raised.clear()
+        for name in [n for n in self.detectors if n not in QUALITY_STREAMS]:
+            del self.detectors[name]
+            self.reference.pop(name, None)
         for detector in self.detectors.values():
             detector.reset()
 
     def thresholds(self) -> dict[str, float]:
         return {name: detector.threshold for name, detector in self.detectors.items()}
 
-    def _arm(self) -> None:
-        for name, values in self.reference.items():
-            if name in ("success", "escape"):
-                self.detectors[name] = BernoulliCusum.from_reference(
-                    name, values, self.false_alarm_parts
-                )
-            else:
-                self.detectors[name] = MeanCusum.from_reference(
-                    name, values, self.false_alarm_parts
-                )
+    def _warm_up(self, name: str, value: float) -> None:
+        values = self.reference.setdefault(name, [])
+        values.append(value)
+        if len(values) < self.warmup_parts:
+            return
+        kind = BernoulliCusum if name in QUALITY_STREAMS else MeanCusum
+        self.detectors[name] = kind.from_reference(name, values, self.false_alarm_parts)
 
 
 def _observation(stream: str, kpis: dict[str, float]) -> float | None:

@@ -61,3 +61,15 @@ def test_the_bernoulli_threshold_grows_with_the_asked_run_length() -> None:
     thresholds = [BernoulliCusum.from_reference("s", [0.0] * 200, arl).threshold
                   for arl in (500, 5000, 50_000)]  # fmt: skip
     assert thresholds == sorted(thresholds) and thresholds[0] < thresholds[-1]
+
+
+def test_after_a_calibration_energy_takes_a_new_reference_and_success_keeps_its_own() -> None:
+    detectors = CellDetectors(STREAMS, warmup_parts=20, false_alarm_parts=1000)
+    for part in range(20):
+        detectors.update(part, {"success": 1.0, "energy_j": 1000.0 + part % 3})
+    assert set(detectors.thresholds()) == set(STREAMS)
+    detectors.restart()
+    assert set(detectors.thresholds()) == {"success"}
+    for part in range(20, 40):  # the calibrated cell uses more energy: its new level
+        assert detectors.update(part, {"success": 1.0, "energy_j": 1100.0 + part % 3}) == []
+    assert detectors.detectors["energy_j"].mean > 1099.0

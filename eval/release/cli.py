@@ -185,11 +185,18 @@ def _release(args: argparse.Namespace) -> int:
     from robocell.eval.release.contract import load_contract
     from robocell.eval.release.ledger import open_ledger
     from robocell.eval.release.release import release_milestone
+    from robocell.eval.release.settlement import (
+        check_own_settlement,
+        pain001_xml,
+        settlement_path,
+        write_settlement,
+    )
     from robocell.util import atomic_write_json
 
     contract = load_contract(args.contract)
     out = Path(args.output or _default_output(contract.contract_id, contract.milestone_id))
     _check_writable(out, contract.contract_id, contract.milestone_id)
+    check_own_settlement(settlement_path(out), contract.contract_id, contract.milestone_id)
     with open_ledger(args.ledger, create=False) as ledger:
         outcome = release_milestone(args.cert, args.contract, args.bundle, ledger, args.now)
     ids = f"{outcome.contract_id}/{outcome.milestone_id}"
@@ -201,6 +208,7 @@ def _release(args: argparse.Namespace) -> int:
         instruction = outcome.instruction or {}
         try:
             atomic_write_json(out, instruction)
+            write_settlement(settlement_path(out), pain001_xml(instruction, contract))
         except OSError as exc:
             raise InstructionNotWritten(
                 f"RELEASED {ids} is recorded in the ledger, but the payment instruction could "
@@ -211,7 +219,8 @@ def _release(args: argparse.Namespace) -> int:
         print(
             f"RELEASED {ids}: {instruction['amount']} {instruction['currency']} to "
             f"{instruction['payee']['name']}{again}\n"
-            f"payment instruction {out} (idempotency key {instruction['idempotency_key']})"
+            f"payment instruction {out} (idempotency key {instruction['idempotency_key']}), "
+            f"bank file {settlement_path(out)}"
         )
     return outcome.exit_code
 

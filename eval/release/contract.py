@@ -16,6 +16,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import yaml
+from schwifty import IBAN
+from schwifty import exceptions as iban_errors
 
 from robocell.errors import RobocellError
 from robocell.eval.release.currency import decimal_places, minor_units
@@ -25,6 +27,9 @@ from robocell.util import atomic_write_text, canonical_json, load_yaml, sha256_b
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _PLAIN_AMOUNT = re.compile(r"[0-9]+(\.[0-9]+)?")
+#: What an IBAN looks like (spaces aside): country, two check digits, 1-30 letters/digits.
+#: An account of this shape must be a valid IBAN; any other account stays an opaque id.
+_IBAN_SHAPE = re.compile(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{1,30}")
 #: A year: a longer dispute window is almost certainly hours typed as minutes or seconds.
 MAX_DISPUTE_WINDOW_HOURS = 24.0 * 366
 #: Digits of an amount, fraction included: ISO 20022's ActiveCurrencyAndAmount allows 18.
@@ -33,6 +38,15 @@ MAX_AMOUNT_DIGITS = 18
 MAX_TEXT_CHARS = 140
 MAX_DESCRIPTION_CHARS = 4000
 MAX_EXTRA_ENTRIES = 32
+#: The failed IBAN check, named as an error message says it.
+_IBAN_PROBLEMS: dict[type[Exception], str] = {
+    iban_errors.InvalidChecksumDigits: "checksum",
+    iban_errors.InvalidBBANChecksum: "national checksum",
+    iban_errors.InvalidCountryCode: "country code",
+    iban_errors.InvalidLength: "length",
+    iban_errors.InvalidStructure: "structure",
+    iban_errors.InvalidBankCode: "bank code",
+}
 
 
 @dataclass
@@ -42,7 +56,8 @@ class Party:
     name: str
     """Legal name, as it appears on the payment instruction."""
     account: str
-    """Where money comes from or goes to (an IBAN, an internal account id); opaque here."""
+    """Where money comes from or goes to. An IBAN-shaped value (``DE89 3704 ...``) must pass
+    the IBAN checks (country, length, checksum); any other value is an opaque account id."""
 
 
 @dataclass
@@ -102,6 +117,7 @@ class Contract:
         for party in ("buyer", "supplier"):
             for name in ("name", "account"):
                 _check_text(f"{party}.{name}", getattr(getattr(self, party), name))
+            _check_iban(f"{party}.account", getattr(self, party).account)
         self._check_free_text()
         _check_amount(self.amount, self.currency)
         _check_commitments(self.seed_commitment)
@@ -132,6 +148,27 @@ def _check_text(where: str, text: str) -> None:
         raise SchemaError(where, "must not be empty")
     if len(text) > MAX_TEXT_CHARS:
         raise SchemaError(where, f"{len(text)} characters, at most {MAX_TEXT_CHARS}")
+
+
+def is_iban_shaped(account: str) -> bool:
+    """Whether ``account`` looks like an IBAN (and so must be one), spaces ignored."""
+    return bool(_IBAN_SHAPE.fullmatch(account.replace(" ", "")))
+
+
+def _check_iban(where: str, account: str) -> None:
+    if not is_iban_shaped(account):
+        return
+    try:
+        IBAN(account)
+    except iban_errors.SchwiftyException as exc:
+        raise SchemaError(where, f"invalid IBAN ({_iban_problem(exc)})") from None
+
+
+def _iban_problem(exc: iban_errors.SchwiftyException) -> str:
+    for kind, problem in _IBAN_PROBLEMS.items():
+        if isinstance(exc, kind):
+            return problem
+    return str(exc)
 
 
 def _check_amount(amount: Decimal, currency: str) -> None:
