@@ -85,6 +85,7 @@ def test_an_instruction_of_other_parties_is_refused(tmp_path, certified):
         ("buyer", "DE89 3704 0044 0532 0130 01", r"buyer.account: invalid IBAN \(checksum\)"),
         ("buyer", "DE8937040044053201300", r"buyer.account: invalid IBAN \(length\)"),
         ("supplier", "XX89370400440532013000", r"supplier.account: invalid IBAN \(country"),
+        ("supplier", "acct-" + "9" * 30, r"supplier.account: an account id of at most 34"),
     ],
 )
 def test_an_invalid_iban_is_refused_naming_the_field(tmp_path, certified, party, account, message):

@@ -36,6 +36,8 @@ MAX_DISPUTE_WINDOW_HOURS = 24.0 * 366
 MAX_AMOUNT_DIGITS = 18
 #: Characters of a party's name or account, and of each ``extra`` entry (ISO 20022 Max140Text).
 MAX_TEXT_CHARS = 140
+#: Characters of an account that is not an IBAN (ISO 20022 Othr/Id is Max34Text).
+MAX_ACCOUNT_ID_CHARS = 34
 MAX_DESCRIPTION_CHARS = 4000
 MAX_EXTRA_ENTRIES = 32
 #: The failed IBAN check, named as an error message says it.
@@ -157,6 +159,8 @@ def is_iban_shaped(account: str) -> bool:
 
 def _check_iban(where: str, account: str) -> None:
     if not is_iban_shaped(account):
+        if len(account) > MAX_ACCOUNT_ID_CHARS:  # the bank file's Othr/Id is Max34Text
+            raise SchemaError(where, f"an account id of at most {MAX_ACCOUNT_ID_CHARS} characters")
         return
     try:
         IBAN(account)
