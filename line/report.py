@@ -107,7 +107,7 @@ def _plot(rows: list[dict[str, Any]], events: list[dict[str, Any]]) -> bytes:
     series = [
         ("success", np.array([float(r["success"]) for r in rows]), True),
         (
-            "energy per part (J; rolling 50 over each part)",
+            "energy per part (J)",
             np.array([r["energy_j"] for r in rows]),
             False,
         ),
