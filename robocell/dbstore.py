@@ -13,7 +13,8 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,9 +33,11 @@ __all__ = [
     "import_psycopg",
     "parse_url",
     "postgres_connect",
+    "postgres_errors",
     "redacted",
     "retry_transient",
     "sqlite_connect",
+    "sqlite_open",
 ]
 
 #: Seconds an SQLite writer waits for another process's transaction before giving up.
@@ -102,6 +105,41 @@ def sqlite_connect(target: str, uri: bool) -> sqlite3.Connection:
     return conn
 
 
+def sqlite_open(
+    path: Path,
+    create: bool,
+    what: str,
+    missing: StoreUnavailable,
+    folder_error: type[RobocellError],
+    error: Callable[[sqlite3.Error], RobocellError],
+) -> sqlite3.Connection:
+    """Open a store's SQLite file (``what`` names the store in messages).
+
+    With ``create`` its folder and file are made as needed; without, a missing file raises
+    ``missing`` and an existing one opens read-write (not read-only: opening must be able to
+    roll back a journal left by a crash). A folder that cannot be made raises
+    ``folder_error``; an SQLite failure raises ``error(exc)``.
+    """
+    if path.is_dir():
+        raise RobocellError(f"{path}: is a directory; a {what} is a file")
+    if create:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise folder_error(
+                f"{path}: cannot create the {what}'s folder ({exc.strerror})"
+            ) from None
+        target, uri = str(path), False
+    else:
+        if not path.is_file():
+            raise missing
+        target, uri = f"{path.resolve().as_uri()}?mode=rw", True
+    try:
+        return sqlite_connect(target, uri=uri)
+    except sqlite3.Error as exc:
+        raise error(exc) from None
+
+
 def redacted(url: str) -> str:
     """``url`` with any password replaced by ``***``, for messages and ``location``."""
     scheme, sep, rest = url.partition("://")
@@ -145,6 +183,35 @@ def postgres_connect(
     except psycopg.Error as exc:
         raise unavailable(f"{location}: cannot connect ({first_line(exc)})") from None
     return conn
+
+
+@contextmanager
+def postgres_errors(
+    psycopg: Any,
+    location: str,
+    held: str,
+    unavailable: type[StoreUnavailable],
+    refused_write: bool = False,
+) -> Iterator[None]:
+    """PostgreSQL errors as one-line messages: a serialisation failure or deadlock as
+    :class:`TransientConflict`, a lock held too long (on ``held``, e.g. "the ledger") and any
+    other server error as ``unavailable``; with ``refused_write`` a constraint violation is a
+    plain refusal of the write instead."""
+    errors = psycopg.errors
+    try:
+        yield
+    except (errors.SerializationFailure, errors.DeadlockDetected) as exc:
+        raise TransientConflict(first_line(exc)) from None
+    except errors.LockNotAvailable:
+        raise unavailable(
+            f"{location}: another writer held {held} for over {LOCK_TIMEOUT_S} s"
+        ) from None
+    except psycopg.Error as exc:
+        if refused_write and isinstance(exc, psycopg.IntegrityError):
+            raise RobocellError(
+                f"{location}: the store refused the write ({first_line(exc)})"
+            ) from None
+        raise unavailable(f"{location}: database error ({first_line(exc)})") from None
 
 
 def retry_transient(write: Callable[[], T], location: str, attempts: int = WRITE_ATTEMPTS) -> T:

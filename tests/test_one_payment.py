@@ -188,15 +188,15 @@ def test_a_full_disk_is_a_clear_error_with_nothing_recorded(
 ):
     ledger = tmp_path / "ledger.sqlite"
     assert main(["ledger", "init", "--ledger", str(ledger)]) == 0
-    connect = store_sqlite.SqliteStore._connect
+    connect = store_sqlite.sqlite_open
 
-    def connect_to_a_full_disk(self, target, uri):
-        conn = connect(self, target, uri)
+    def connect_to_a_full_disk(*args):
+        conn = connect(*args)
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         conn.execute(f"PRAGMA max_page_count = {pages}")  # SQLITE_FULL on the next new page
         return conn
 
-    monkeypatch.setattr(store_sqlite.SqliteStore, "_connect", connect_to_a_full_disk)
+    monkeypatch.setattr(store_sqlite, "sqlite_open", connect_to_a_full_disk)
     # Annotations copied into the instruction: an entry larger than a page needs a new one.
     extra = {f"note{i}": "x" * 140 for i in range(30)}
     contract = write_contract(tmp_path, certified, extra=extra)

@@ -25,14 +25,14 @@ to the URL to choose another).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from robocell.dbstore import (
-    LOCK_TIMEOUT_S,
     first_line,
     import_psycopg,
     postgres_connect,
+    postgres_errors,
     redacted,
 )
 from robocell.errors import RobocellError
@@ -42,7 +42,6 @@ from robocell.eval.release.ledger import (
     LEDGER_FORMAT,
     LedgerConflict,
     LedgerUnavailable,
-    TransientConflict,
 )
 
 _SCHEMA = """
@@ -161,22 +160,9 @@ class PostgresStore:
             found = row["value"] if row else "none"
             raise RobocellError(f"{self.location}: ledger format {found}, expected {LEDGER_FORMAT}")
 
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
+    def _errors(self) -> AbstractContextManager[None]:
         """Server errors as one-line messages; serialisation failures as TransientConflict."""
-        errors = self._psycopg.errors
-        try:
-            yield
-        except (errors.SerializationFailure, errors.DeadlockDetected) as exc:
-            raise TransientConflict(first_line(exc)) from None
-        except errors.LockNotAvailable:
-            raise LedgerUnavailable(
-                f"{self.location}: another writer held the ledger for over {LOCK_TIMEOUT_S} s"
-            ) from None
-        except self._psycopg.Error as exc:
-            raise LedgerUnavailable(
-                f"{self.location}: database error ({first_line(exc)})"
-            ) from None
+        return postgres_errors(self._psycopg, self.location, "the ledger", LedgerUnavailable)
 
     @contextmanager
     def transaction(self) -> Iterator[_PostgresTransaction]:

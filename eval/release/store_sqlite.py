@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from robocell.dbstore import sqlite_connect
+from robocell.dbstore import sqlite_open
 from robocell.errors import RobocellError
 from robocell.eval.release.events import RECORD_COLUMNS, Event
 from robocell.eval.release.ledger import (
@@ -61,35 +61,14 @@ class SqliteStore:
     def __init__(self, path: str | Path, create: bool = True) -> None:
         self.path = Path(path)
         self.location = str(self.path)
-        if self.path.is_dir():
-            raise RobocellError(f"{self.path}: is a directory; a ledger is a file")
+        missing = LedgerUnavailable(
+            f"{self.path}: no ledger here (create one with `robocell ledger init`)"
+        )
+        self._conn = sqlite_open(self.path, create, "ledger", missing, RobocellError, self._error)
         if create:
-            self._make_parent()
-            self._conn = self._connect(str(self.path), uri=False)
             self._create_schema()
-        else:
-            if not self.path.is_file():
-                raise LedgerUnavailable(
-                    f"{self.path}: no ledger here (create one with `robocell ledger init`)"
-                )
-            # mode=rw, not ro: opening must be able to roll back a journal left by a crash.
-            self._conn = self._connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True)
         self._check_format()
         self._identity = _identity(self.path)
-
-    def _make_parent(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise RobocellError(
-                f"{self.path}: cannot create the ledger's folder ({exc.strerror})"
-            ) from None
-
-    def _connect(self, target: str, uri: bool) -> sqlite3.Connection:
-        try:
-            return sqlite_connect(target, uri=uri)
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
 
     def _error(self, exc: sqlite3.Error) -> RobocellError:
         """A one-line error for an SQLite failure on this file."""

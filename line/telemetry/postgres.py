@@ -18,16 +18,14 @@ The tables are named ``telemetry_*``, so one database may hold the release ledge
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from robocell.dbstore import (
-    LOCK_TIMEOUT_S,
     StoreUnavailable,
-    TransientConflict,
-    first_line,
     import_psycopg,
     postgres_connect,
+    postgres_errors,
     redacted,
 )
 from robocell.errors import RobocellError
@@ -148,24 +146,11 @@ class PostgresBackend:
         row = self._conn.execute("SELECT to_regclass(%s) AS found", (name,)).fetchone()
         return row is not None and row["found"] is not None
 
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
+    def _errors(self) -> AbstractContextManager[None]:
         """Server errors as one-line messages; serialisation failures as TransientConflict."""
-        errors = self._psycopg.errors
-        try:
-            yield
-        except (errors.SerializationFailure, errors.DeadlockDetected) as exc:
-            raise TransientConflict(first_line(exc)) from None
-        except errors.LockNotAvailable:
-            raise StoreUnavailable(
-                f"{self.location}: another writer held the chain for over {LOCK_TIMEOUT_S} s"
-            ) from None
-        except self._psycopg.IntegrityError as exc:
-            raise RobocellError(
-                f"{self.location}: the store refused the write ({first_line(exc)})"
-            ) from None
-        except self._psycopg.Error as exc:
-            raise StoreUnavailable(f"{self.location}: database error ({first_line(exc)})") from None
+        return postgres_errors(
+            self._psycopg, self.location, "the chain", StoreUnavailable, refused_write=True
+        )
 
     @contextmanager
     def _transaction(self, isolation: str) -> Iterator[_PostgresSession]:

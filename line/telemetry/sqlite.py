@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from robocell.dbstore import StoreUnavailable, sqlite_connect
+from robocell.dbstore import StoreUnavailable, sqlite_open
 from robocell.errors import RobocellError
 from robocell.line.telemetry.store import TELEMETRY_FORMAT
 
@@ -80,32 +80,13 @@ class SqliteBackend:
     def __init__(self, path: Path, create: bool = True) -> None:
         self.path = Path(path)
         self.location = str(self.path)
-        if self.path.is_dir():
-            raise RobocellError(f"{self.path}: is a directory; a telemetry store is a file")
+        missing = StoreUnavailable(f"{self.path}: no telemetry store here")
+        self._conn = sqlite_open(
+            self.path, create, "telemetry store", missing, StoreUnavailable, self._error
+        )
         if create:
-            self._make_parent()
-            self._conn = self._connect(str(self.path), uri=False)
             self._create_schema()
-        else:
-            if not self.path.is_file():
-                raise StoreUnavailable(f"{self.path}: no telemetry store here")
-            # mode=rw, not ro: opening must be able to roll back a journal left by a crash.
-            self._conn = self._connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True)
         self._check_format()
-
-    def _make_parent(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreUnavailable(
-                f"{self.path}: cannot create the store's folder ({exc.strerror})"
-            ) from None
-
-    def _connect(self, target: str, uri: bool) -> sqlite3.Connection:
-        try:
-            return sqlite_connect(target, uri=uri)
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
 
     def _error(self, exc: sqlite3.Error) -> RobocellError:
         if isinstance(exc, sqlite3.IntegrityError):
