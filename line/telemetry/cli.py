@@ -16,6 +16,7 @@ from typing import Any
 
 from robocell.cli_helpers import positive_int
 from robocell.errors import RobocellError, VerificationError
+from robocell.line.telemetry.chain import ROW_COLUMNS
 
 #: Columns of ``show`` (beyond line, cell and part), in order.
 SHOW_COLUMNS = (
@@ -26,19 +27,9 @@ SHOW_COLUMNS = (
     "calibration_version",
     "sim_time_s",
 )
-#: Columns of ``export`` before the flattened ``quality.*`` and ``conditions.*``.
-EXPORT_COLUMNS = (
-    "line",
-    "cell",
-    "part",
-    "bundle_sha256",
-    "calibration_version",
-    "sim_time_s",
-    "success",
-    "energy_j",
-    "co2e_g",
-    "cycle_time_s",
-)
+#: Columns of ``export`` before the flattened ``quality.*`` and ``conditions.*``: the rows
+#: table's, less the batch number and the two mappings.
+EXPORT_COLUMNS = tuple(c for c in ROW_COLUMNS if c not in ("seq", "quality", "conditions"))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
