@@ -119,45 +119,67 @@ def calibrate_on_demand(
     """``robocell calibrate``: the cell's routine in its plant as the scenario stands at the
     chain's next part; the new version goes into the calibration file and a ``calibration``
     event into the cell's telemetry chain. Returns the event."""
-    from robocell.agents.bundle import load_bundle
     from robocell.line.calibrate import ROUTINES
-    from robocell.line.calibrate.files import CalibrationFile
     from robocell.line.keys import cell_key
     from robocell.line.telemetry import open_telemetry
 
     check_cell(cell)
-    policy = load_bundle(cell.bundle)
-    routine = ROUTINES.get(policy.env_id)
-    if routine is None:
-        raise RobocellError(f"cell {cell.id}: {policy.env_id} has no calibration routine")
+    if cell.env_id not in ROUTINES:
+        raise RobocellError(f"cell {cell.id}: {cell.env_id} has no calibration routine")
     url = telemetry or str(out_dir / "telemetry.sqlite")
     with open_telemetry(url, create=True) as store:
         writer = store.open_chain(line=line.line, cell=cell.id, private_key=cell_key(cell, out_dir))
         part = writer.next_part
-        env = policy.make_env()
+        plant = open_plant(cell, out_dir)
         try:
-            plant = env.unwrapped
-            calibration = CalibrationFile.load(
-                out_dir / "calibration" / f"{cell.id}.json", plant.belief()
-            )
-            defaults = {p.name: p.default for p in plant.line_parameters}
-            plant.configure(**scenario_values(cell.scenario, part, defaults),
-                            **calibration.current()[1])  # fmt: skip
-            env.reset(seed=episode_seed(line.seed, part, cell.id))
-            result = routine(plant)
+            plant.set_part(cell, part)
+            plant.env.reset(seed=episode_seed(line.seed, part, cell.id))
+            result = ROUTINES[cell.env_id](plant.env.unwrapped)
         finally:
-            env.close()
-        version = calibration.append(
-            result.values,
-            part=part,
-            method=result.method,
-            error_after=result.error_after,
-            detail=result.detail,
-        )
+            plant.env.close()
+        version = record_calibration(plant.calibration, result, part)
         event = {"type": "calibration", "cell": cell.id, "part": part,
                  "data": calibration_data(result, version, "on demand")}  # fmt: skip
         writer.append([], [event])
     return event
+
+
+@dataclass
+class Plant:
+    """A cell's bundle, its plant (the env it drives) and what the line believes of it."""
+
+    policy: Any
+    env: Any
+    calibration: Any
+    defaults: dict[str, Any]
+    """The plant parameters' defaults, where a scenario's ramps start."""
+
+    def set_part(self, cell: CellEntry, part: int) -> int:
+        """The scenario's plant values at ``part`` and the current belief, for the next
+        episode; returns the calibration version in effect."""
+        version, belief = self.calibration.current()
+        self.env.unwrapped.configure(
+            **scenario_values(cell.scenario, part, self.defaults), **belief
+        )
+        return version
+
+
+def open_plant(cell: CellEntry, out_dir: Path) -> Plant:
+    """Load ``cell``'s bundle through the gate, build its plant and read its calibration file
+    (``OUT/calibration/<id>.json``)."""
+    from robocell.agents.bundle import load_bundle
+    from robocell.line.calibrate.files import CalibrationFile
+
+    policy = load_bundle(cell.bundle)
+    env = policy.make_env()
+    plant = env.unwrapped
+    path = out_dir / "calibration" / f"{cell.id}.json"
+    try:
+        calibration = CalibrationFile.load(path, plant.belief())
+    except BaseException:
+        env.close()
+        raise
+    return Plant(policy, env, calibration, {p.name: p.default for p in plant.line_parameters})
 
 
 def record_calibration(calibration: Any, result: Any, part: int) -> int:
@@ -213,48 +235,34 @@ def _check_value(plant: Any, cell: str, name: str, value: Any) -> None:
 
 def run_cell(job: CellJob) -> dict[str, Any]:
     """Run one cell for ``job.parts`` parts (or the rest of them, resuming); a worker job."""
-    from robocell.agents.bundle import load_bundle
     from robocell.line.calibrate import ROUTINES
-    from robocell.line.calibrate.files import CalibrationFile
     from robocell.line.keys import cell_key
     from robocell.line.telemetry import open_telemetry
 
     cell, out = job.cell, Path(job.out_dir)
-    policy = load_bundle(cell.bundle)
-    env = policy.make_env()
-    plant = env.unwrapped
-    defaults = {p.name: p.default for p in plant.line_parameters}
-    calibration = CalibrationFile.load(out / "calibration" / f"{cell.id}.json", plant.belief())
-    routine = ROUTINES.get(policy.env_id) if cell.calibration == "auto" else None
+    plant = open_plant(cell, out)
+    routine = ROUTINES.get(cell.env_id) if cell.calibration == "auto" else None
     key = cell_key(cell, out)
     store = open_telemetry(job.telemetry, create=True)
     try:
         writer = store.open_chain(line=job.line, cell=cell.id, private_key=key)
-        state = _CellState(job, policy, env, defaults, calibration, routine, writer)
+        state = _CellState(job, plant, routine, writer)
         state.replay(store.rows(job.line, cell.id), store.events(job.line, cell.id))
         state.run()
         return state.result()
     finally:
         store.close()
-        env.close()
+        plant.env.close()
 
 
 class _CellState:
     """One cell's run: the plant, its detectors, the pending batch and the KPIs so far."""
 
-    def __init__(
-        self,
-        job: CellJob,
-        policy: Any,
-        env: Any,
-        defaults: dict[str, Any],
-        calibration: Any,
-        routine: Any,
-        writer: Any,
-    ) -> None:
+    def __init__(self, job: CellJob, plant: Plant, routine: Any, writer: Any) -> None:
         self.job, self.cell = job, job.cell
-        self.policy, self.env, self.plant, self.defaults = policy, env, env.unwrapped, defaults
-        self.calibration, self.routine, self.writer = calibration, routine, writer
+        self.plant, self.policy, self.env = plant, plant.policy, plant.env
+        self.calibration = plant.calibration
+        self.routine, self.writer = routine, writer
         detectors = self.cell.detectors
         self.detectors = CellDetectors(
             list(detectors.streams), detectors.warmup_parts, detectors.false_alarm_parts
@@ -319,16 +327,15 @@ class _CellState:
     def _part(self, part: int) -> None:
         from robocell.envs.rollout import run_episode
 
-        version, belief = self.calibration.current()
-        plant_values = scenario_values(self.cell.scenario, part, self.defaults)
-        self.plant.configure(**plant_values, **belief)
+        version = self.plant.set_part(self.cell, part)
         seed = episode_seed(self.job.seed, part, self.cell.id)
         metrics = run_episode(self.env, self.policy, seed)
         row = self._row(part, version, metrics)
         self.rows.append(row)
         self.pending_rows.append(row)
-        self.scalars.add(part, row_kpis(row))
-        alarms = self.detectors.update(part, row_kpis(row))
+        kpis = row_kpis(row)
+        self.scalars.add(part, kpis)
+        alarms = self.detectors.update(part, kpis)
         for alarm in alarms:
             self._event(
                 "drift_alarm",
@@ -344,7 +351,7 @@ class _CellState:
     def _calibrate(self, part: int) -> None:
         if self.routine is None:
             return
-        result = self.routine(self.plant)
+        result = self.routine(self.env.unwrapped)
         version = record_calibration(self.calibration, result, part)
         self.sim_time_s += result.duration_s
         self._event("calibration", part, **calibration_data(result, version, "drift alarm"))
@@ -370,7 +377,7 @@ class _CellState:
                 for k, v in metrics.items()
                 if k not in _COLUMNS and not k.startswith("return/")
             },
-            "conditions": {k: float(v) for k, v in self.plant.line_conditions().items()},
+            "conditions": {k: float(v) for k, v in self.env.unwrapped.line_conditions().items()},
         }
 
     def _event(self, kind: str, part: int, **data: Any) -> None:
