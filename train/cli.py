@@ -1,4 +1,5 @@
-"""``robocell train``, ``robocell eval``, ``robocell export`` and ``robocell tb``."""
+"""``robocell train``, ``robocell eval``, ``robocell compare``, ``robocell export`` and
+``robocell tb``."""
 
 from __future__ import annotations
 
@@ -72,6 +73,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(func=_eval)  # fmt: skip
+
+    compare = subparsers.add_parser(
+        "compare", help="trained runs or bundles against the scripted controller, paired by seed"
+    )
+    compare.add_argument(
+        "inputs", nargs="+", metavar="RUN_OR_BUNDLE", help="run or bundle directories, one cell"
+    )
+    compare.add_argument(
+        "--episodes",
+        type=count(2),
+        default=100,
+        help="held-out seeds to play, at least 2 (default 100)",
+    )
+    compare.add_argument(
+        "--seed",
+        type=int,
+        default=EVAL_FIRST_SEED,
+        help=f"seed of the first episode (default {EVAL_FIRST_SEED})",
+    )
+    compare.add_argument("--json", action="store_true", help="print the report as one JSON line")
+    compare.add_argument(
+        "-o", "--output", metavar="OUT.json", help="also write the report and every episode here"
+    )
+    compare.set_defaults(func=_compare)
 
     export = subparsers.add_parser(
         "export", help="export a training run as a controller bundle (policy.onnx + manifest)"
@@ -207,6 +232,12 @@ def _eval(args: argparse.Namespace) -> int:
         ci = f"[{row['ci_low']:.4g}, {row['ci_high']:.4g}]"
         print(f"{key:32s} {row['mean']:12.4g} {ci:>27s}")
     return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from robocell.train.compare import run_compare
+
+    return run_compare(args.inputs, args.episodes, args.seed, args.json, args.output)
 
 
 def _export(args: argparse.Namespace) -> int:
