@@ -95,19 +95,19 @@ def certify(
         # An absolute path: Ray workers need not share the working directory.
         bundle_path = str(Path(bundle_dir).resolve())
         job = EpisodeJob(bundle_path, policy.onnx_sha256, spec.env_id, spec.env_kwargs)
-        started_at, start_s = _utc_now(), time.perf_counter()
+        started_at, start_s = utc_now(), time.perf_counter()
         options = executor or ExecutorOptions(workers=workers)
         records = run_episodes(job, master_seed_hex, spec.episodes, workers, progress, options)
         run = {
             "started_at": started_at,
-            "finished_at": _utc_now(),
+            "finished_at": utc_now(),
             "episodes_wall_time_s": round(time.perf_counter() - start_s, 3),
             "workers": parallelism(options),
         }
         evaluation = evaluate(spec, [record["metrics"] for record in records])
         still_images = render_stills(policy, spec, records, stills)
         predicate = {
-            **_provenance(private_key),
+            **provenance(private_key),
             **_inputs(spec, policy, master_seed_hex),
             **evaluation.to_dict(),
             "run": run,
@@ -154,15 +154,17 @@ class OutputDirectory:
 
     def write(
         self,
-        spec: BenchmarkSpec,
-        evaluation: Evaluation,
+        spec: BenchmarkSpec | None,
+        evaluation: Evaluation | None,
         records: list[dict[str, Any]],
         subjects: dict[str, str],
         predicate: dict[str, Any],
         still_images: dict[str, bytes],
         private_key: Ed25519PrivateKey,
+        predicate_type: str = PREDICATE_TYPE,
     ) -> dict[str, Any]:
-        """Write log, report and signed certificate into the staging folder."""
+        """Write log, report (none without a spec) and signed certificate into the staging
+        folder."""
         staging = self.staging
         assert staging is not None, "write() outside the with block"
         try:
@@ -173,10 +175,14 @@ class OutputDirectory:
                 "log": LOG_NAME,
                 "log_sha256": sha256_bytes(log_bytes),
             }
-            predicate["report"] = write_report(
-                staging, spec, evaluation, records, subjects, predicate, still_images
+            predicate["report"] = (
+                {}
+                if spec is None or evaluation is None
+                else write_report(
+                    staging, spec, evaluation, records, subjects, predicate, still_images
+                )
             )
-            statement = make_statement(subjects, predicate)
+            statement = make_statement(subjects, predicate, predicate_type)
             envelope = sign_envelope(statement, private_key, IN_TOTO_PAYLOAD_TYPE)
             certificate = certificate_bytes(envelope)
             atomic_write_bytes(staging / CERTIFICATE_NAME, certificate, mode=0o644)
@@ -212,14 +218,16 @@ def _nothing_to_record(commitment_hex: str, output: Path) -> Iterator[None]:
     yield
 
 
-def make_statement(subjects: dict[str, str], predicate: dict[str, Any]) -> dict[str, Any]:
-    """An in-toto Statement v1 over the named subjects with the robocell predicate."""
+def make_statement(
+    subjects: dict[str, str], predicate: dict[str, Any], predicate_type: str = PREDICATE_TYPE
+) -> dict[str, Any]:
+    """An in-toto Statement v1 over the named subjects with a robocell predicate."""
     return {
         "_type": STATEMENT_TYPE,
         "subject": [
             {"name": name, "digest": {"sha256": digest}} for name, digest in subjects.items()
         ],
-        "predicateType": PREDICATE_TYPE,
+        "predicateType": predicate_type,
         "predicate": predicate,
     }
 
@@ -246,7 +254,8 @@ def _inputs(spec: BenchmarkSpec, policy: Any, master_seed_hex: str) -> dict[str,
     }
 
 
-def _provenance(private_key: Ed25519PrivateKey) -> dict[str, Any]:
+def provenance(private_key: Ed25519PrivateKey) -> dict[str, Any]:
+    """Who certified, with which software, on which platform."""
     fingerprint = public_key_fingerprint(private_key.public_key())
     return {
         "certifier": {"name": "robocell", "version": __version__, "key_fingerprint": fingerprint},
@@ -269,5 +278,6 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def _utc_now() -> str:
+def utc_now() -> str:
+    """The time now, UTC, ISO 8601 to the second."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

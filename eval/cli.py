@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     keys_new.set_defaults(func=_keys_new)
 
     _register_certify(subparsers)
+    _register_certify_production(subparsers)
     _register_verify(subparsers)
     _register_report(subparsers)
 
@@ -63,11 +64,38 @@ def _register_certify(subparsers: argparse._SubParsersAction) -> None:
     certify.set_defaults(func=_certify)
 
 
+def _register_certify_production(subparsers: argparse._SubParsersAction) -> None:
+    certify = subparsers.add_parser(
+        "certify-production",
+        help="certify a production or retention milestone on a line cell's signed telemetry",
+    )
+    certify.add_argument("bundle", help="the delivered bundle directory")
+    certify.add_argument(
+        "--telemetry", required=True, metavar="URL", help="the line's telemetry store"
+    )
+    certify.add_argument(
+        "--contract",
+        required=True,
+        help="the milestone's contract: its cell, cell key, bundle and window",
+    )
+    certify.add_argument(
+        "--benchmark", help="production milestones: the spec whose criteria judge the window"
+    )
+    certify.add_argument("--key", required=True, help="certifier's private key (PEM)")
+    certify.add_argument("-o", "--output", required=True, help="certificate directory")
+    certify.set_defaults(func=_certify_production)
+
+
 def _register_verify(subparsers: argparse._SubParsersAction) -> None:
     verify = subparsers.add_parser("verify", help="check a certificate's signature and digests")
     verify.add_argument("certificate", help="CERT_DIR/certificate.json (or CERT_DIR)")
     verify.add_argument("--pubkey", required=True, help="certifier's public key (PEM)")
     verify.add_argument("--bundle", help="bundle directory to check against the subjects")
+    verify.add_argument(
+        "--telemetry",
+        metavar="URL",
+        help="a production certificate: the telemetry store it was certified on",
+    )
     verify.add_argument(
         "--rerun", action="store_true", help="re-run every episode with --bundle and compare"
     )
@@ -133,34 +161,79 @@ def _certify(args: argparse.Namespace) -> int:
         revealed=RevealedSeeds(args.key, public_key_fingerprint(key.public_key())),
     )
     print(f"benchmark: {spec.name} ({resolve_spec_path(args.benchmark)})")
-    for c in result.evaluation.criteria:
-        print(
-            f"  {c.name:24s} k={c.k}/{c.n}  CP lower={c.clopper_pearson_lower:.4f}  "
-            f"p0={c.p0:g}  {c.verdict}"
-        )
-    for b in result.evaluation.bucket_criteria:
-        print(
-            f"  {b.name:24s} k={b.k}/{b.n}  CP lower={b.clopper_pearson_lower:.4f}  "
-            f"p0={b.p0:g}  {b.verdict}"
-        )
-    for f in result.evaluation.figures:
-        print(f"  {f.name:24s} {f.statistic}={f.value}  CI=[{f.ci_low}, {f.ci_high}]  {f.verdict}")
-    gate = result.evaluation.actions
-    print(
-        f"  {'actions within bounds':24s} {gate.n - gate.episodes_with_invalid_actions}/{gate.n} "
-        f"episodes  {gate.verdict}"
-    )
+    _print_results(result.statement["predicate"])
     print(f"certificate: {result.certificate_path}")
     print(f"report: {result.certificate_path.parent / 'report.html'}")
     print(f"verdict: {result.verdict}")
     return 0
 
 
+def _certify_production(args: argparse.Namespace) -> int:
+    from robocell.eval.keys import load_private_key
+    from robocell.eval.production import certify_production
+    from robocell.eval.release.contract import load_contract
+    from robocell.eval.spec import load_spec
+
+    contract = load_contract(args.contract)
+    spec = load_spec(args.benchmark) if args.benchmark else None
+    path, predicate = certify_production(
+        args.telemetry,
+        contract,
+        args.contract,
+        args.bundle,
+        spec,
+        load_private_key(args.key),
+        args.output,
+    )
+    telemetry = predicate["telemetry"]
+    print(
+        f"{contract.kind} window: parts {telemetry['first_part']}..{telemetry['last_part']} of "
+        f"{telemetry['line']}/{telemetry['cell']} (deployed at part "
+        f"{telemetry['deployment_part']}; telemetry head batch {telemetry['head']['batches']})"
+    )
+    _print_results(predicate)
+    print(f"certificate: {path}")
+    print(f"verdict: {predicate['verdict']}")
+    return 0
+
+
+def _print_results(predicate: dict) -> None:
+    """The criteria, figures and action gate of a predicate, or a retention's findings."""
+    retention = predicate.get("retention")
+    if retention is not None:
+        print(f"  drift alarms in the window: {retention['drift_alarms'] or 'none'}")
+        print(f"  rollbacks in the window:    {retention['rollbacks'] or 'none'}")
+        standing = retention["standing_alarm_part"]
+        print(f"  alarm standing at the start: {'none' if standing is None else standing}")
+        return
+    for c in [*predicate["criteria"], *predicate["bucket_criteria"]]:
+        print(
+            f"  {c['name']:24s} k={c['k']}/{c['n']}  CP lower={c['clopper_pearson_lower']:.4f}  "
+            f"p0={c['p0']:g}  {c['verdict']}"
+        )
+    for f in predicate["figures"]:
+        print(
+            f"  {f['name']:24s} {f['statistic']}={f['value']}  CI=[{f['ci_low']}, "
+            f"{f['ci_high']}]  {f['verdict']}"
+        )
+    gate = predicate["actions"]
+    print(
+        f"  {'actions within bounds':24s} {gate['n'] - gate['episodes_with_invalid_actions']}/"
+        f"{gate['n']} episodes  {gate['verdict']}"
+    )
+
+
 def _verify(args: argparse.Namespace) -> int:
-    from robocell.eval.verify import rerun_differences, verify_certificate
+    from robocell.eval.production import PREDICATE_TYPE
+    from robocell.eval.verify import open_certificate, rerun_differences, verify_certificate
 
     if args.rerun and not args.bundle:
         raise RobocellError("--rerun needs --bundle (the bundle to run)")
+    statement = open_certificate(args.certificate, args.pubkey)[2]
+    if statement.get("predicateType") == PREDICATE_TYPE:
+        return _verify_production(args)
+    if args.telemetry:
+        raise RobocellError("--telemetry is for production certificates; this is a benchmark one")
     verified = verify_certificate(args.certificate, args.pubkey, args.bundle)
     print(f"signature: valid (key {verified.key_fingerprint})")
     print(f"benchmark spec sha256: {verified.spec_digest}")
@@ -179,6 +252,36 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"rerun: {len(differences)} of {verified.spec.episodes} episodes differ")
             return 1
         print(f"rerun: all {verified.spec.episodes} episodes reproduced exactly")
+    print(f"certificate valid; verdict: {verified.verdict}")
+    return 0
+
+
+def _verify_production(args: argparse.Namespace) -> int:
+    from robocell.eval.production import verify_production_certificate
+
+    if not args.telemetry:
+        raise RobocellError(
+            "a production certificate is verified on its telemetry: give --telemetry URL"
+        )
+    if args.rerun:
+        raise RobocellError("--rerun: a production certificate's parts ran on the line")
+    verified = verify_production_certificate(
+        args.certificate, args.pubkey, args.telemetry, args.bundle
+    )
+    window = verified.window
+    print(f"signature: valid (key {verified.key_fingerprint})")
+    print(
+        f"telemetry: {window.line}/{window.cell} chain holds with the cell key "
+        f"{verified.terms['cell_key_fingerprint']}; the certified head is in it"
+    )
+    print(
+        f"{verified.kind} window: parts {window.first_part}..{window.last_part} (deployed at "
+        f"part {window.deployment_part}), every one ran bundle {verified.terms['bundle_sha256']}"
+    )
+    for name, digest in verified.subject_digests.items():
+        checked = "matches --bundle" if args.bundle else "bundle not checked"
+        print(f"subject {name}: {digest} ({checked})")
+    print("parts log, statistics and report: recomputed from the telemetry, as signed")
     print(f"certificate valid; verdict: {verified.verdict}")
     return 0
 

@@ -76,13 +76,7 @@ def verify_certificate(
     accepted (the report is rebuilt from the certificate and its log); one that is present
     must still match its signed digest.
     """
-    cert_path = Path(cert_path)
-    if cert_path.is_dir():  # CERT_DIR given for CERT_DIR/certificate.json
-        cert_path = cert_path / CERTIFICATE_NAME
-    if isinstance(public_key, str | Path):
-        public_key = load_public_key(public_key)
-    raw = _read_certificate(cert_path)
-    statement = open_envelope(_parse_envelope(raw, cert_path), public_key, IN_TOTO_PAYLOAD_TYPE)
+    cert_path, raw, statement, public_key = open_certificate(cert_path, public_key)
     try:
         verified = _check_content(cert_path, raw, statement, public_key, report_optional)
     except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
@@ -102,14 +96,14 @@ def _check_content(
     public_key: Ed25519PublicKey,
     report_optional: bool,
 ) -> VerifiedCertificate:
-    subjects = _check_statement(statement)
+    subjects = check_statement(statement)
     predicate = statement["predicate"]
-    fingerprint = _check_certifier(predicate, public_key)
-    spec = _check_spec(predicate)
+    fingerprint = check_certifier(predicate, public_key)
+    spec = check_spec(predicate)
     _check_seeds(predicate)
     episodes = _check_log(cert_path.parent, predicate, spec)
     _check_decision(predicate, spec, episodes)
-    _check_report(cert_path.parent, predicate, report_optional)
+    check_report(cert_path.parent, predicate, report_optional)
     return VerifiedCertificate(
         path=cert_path,
         statement=statement,
@@ -150,6 +144,21 @@ def rerun_differences(
     return differences
 
 
+def open_certificate(
+    cert_path: str | Path, public_key: Ed25519PublicKey | str | Path
+) -> tuple[Path, bytes, dict[str, Any], Ed25519PublicKey]:
+    """Read a certificate file (or ``CERT_DIR/certificate.json``), check its canonical form
+    and its signature with the key; its path, bytes, signed statement and the key."""
+    cert_path = Path(cert_path)
+    if cert_path.is_dir():  # CERT_DIR given for CERT_DIR/certificate.json
+        cert_path = cert_path / CERTIFICATE_NAME
+    if isinstance(public_key, str | Path):
+        public_key = load_public_key(public_key)
+    raw = _read_certificate(cert_path)
+    statement = open_envelope(_parse_envelope(raw, cert_path), public_key, IN_TOTO_PAYLOAD_TYPE)
+    return cert_path, raw, statement, public_key
+
+
 def _read_certificate(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -171,11 +180,16 @@ def _parse_envelope(raw: bytes, path: Path) -> dict[str, Any]:
     return envelope
 
 
-def _check_statement(statement: dict[str, Any]) -> dict[str, str]:
+def check_statement(
+    statement: dict[str, Any], predicate_type: str = PREDICATE_TYPE
+) -> dict[str, str]:
+    """The statement's type, predicate type and the bundle subjects; ``{name: sha256}``."""
     if statement.get("_type") != STATEMENT_TYPE:
         raise VerificationError(f"statement _type is {statement.get('_type')!r}")
-    if statement.get("predicateType") != PREDICATE_TYPE:
-        raise VerificationError(f"predicateType is {statement.get('predicateType')!r}")
+    if statement.get("predicateType") != predicate_type:
+        raise VerificationError(
+            f"predicateType is {statement.get('predicateType')!r}, expected {predicate_type!r}"
+        )
     if not isinstance(statement.get("predicate"), dict):
         raise VerificationError("statement has no predicate object")
     subjects = {}
@@ -189,9 +203,10 @@ def _check_statement(statement: dict[str, Any]) -> dict[str, str]:
     return subjects
 
 
-def _check_certifier(predicate: dict[str, Any], public_key: Ed25519PublicKey) -> str:
+def check_certifier(predicate: dict[str, Any], public_key: Ed25519PublicKey) -> str:
+    """The key that checked the signature must be the one the predicate names."""
     fingerprint = public_key_fingerprint(public_key)
-    named = _field(predicate, "certifier", "key_fingerprint")
+    named = predicate_field(predicate, "certifier", "key_fingerprint")
     if named != fingerprint:
         raise VerificationError(
             f"the predicate names certifier key {named}, but the signature was checked with "
@@ -200,7 +215,8 @@ def _check_certifier(predicate: dict[str, Any], public_key: Ed25519PublicKey) ->
     return fingerprint
 
 
-def _field(predicate: dict[str, Any], *path: str) -> Any:
+def predicate_field(predicate: dict[str, Any], *path: str) -> Any:
+    """``predicate[path[0]][path[1]]...``; VerificationError naming the missing path."""
     value: Any = predicate
     for key in path:
         if not isinstance(value, dict) or key not in value:
@@ -209,34 +225,35 @@ def _field(predicate: dict[str, Any], *path: str) -> Any:
     return value
 
 
-def _check_spec(predicate: dict[str, Any]) -> BenchmarkSpec:
+def check_spec(predicate: dict[str, Any]) -> BenchmarkSpec:
+    """The spec the predicate carries, valid and matching its digest."""
     try:
-        spec = parse_spec(_field(predicate, "benchmark", "spec"), "benchmark.spec")
+        spec = parse_spec(predicate_field(predicate, "benchmark", "spec"), "benchmark.spec")
     except RobocellError as exc:
         raise VerificationError(f"predicate benchmark spec is invalid: {exc}") from None
     digest = spec_digest(spec)
-    if digest != _field(predicate, "benchmark", "spec_digest"):
+    if digest != predicate_field(predicate, "benchmark", "spec_digest"):
         raise VerificationError(
-            f"benchmark spec digest {_field(predicate, 'benchmark', 'spec_digest')} does not "
-            f"match the spec it carries ({digest})"
+            f"benchmark spec digest {predicate_field(predicate, 'benchmark', 'spec_digest')} "
+            f"does not match the spec it carries ({digest})"
         )
     return spec
 
 
 def _check_seeds(predicate: dict[str, Any]) -> None:
-    master_seed = _field(predicate, "seeds", "master_seed")
+    master_seed = predicate_field(predicate, "seeds", "master_seed")
     try:
         actual = commitment(master_seed)
     except (ValueError, AttributeError):
         raise VerificationError("revealed master seed is not 64 hex digits") from None
-    if actual != _field(predicate, "seeds", "commitment"):
+    if actual != predicate_field(predicate, "seeds", "commitment"):
         raise VerificationError("revealed master seed does not match the seed commitment")
-    if _field(predicate, "seeds", "derivation") != DERIVATION_RULE:
+    if predicate_field(predicate, "seeds", "derivation") != DERIVATION_RULE:
         raise VerificationError("unknown seed derivation rule")
 
 
 def _check_log(cert_dir: Path, predicate: dict[str, Any], spec: BenchmarkSpec) -> list[Any]:
-    if _field(predicate, "episodes", "log") != LOG_NAME:
+    if predicate_field(predicate, "episodes", "log") != LOG_NAME:
         raise VerificationError(f"episode log is not named {LOG_NAME}")
     log_path = cert_dir / LOG_NAME
     if not log_path.is_file():
@@ -245,7 +262,7 @@ def _check_log(cert_dir: Path, predicate: dict[str, Any], spec: BenchmarkSpec) -
         data = log_path.read_bytes()
     except OSError as exc:
         raise read_error(log_path, exc, "an episode log") from None
-    if sha256_bytes(data) != _field(predicate, "episodes", "log_sha256"):
+    if sha256_bytes(data) != predicate_field(predicate, "episodes", "log_sha256"):
         raise VerificationError(f"episode log {log_path} does not match its signed sha256")
     where = f"episode log {log_path}"
     records = [load_json_strict(line, where, VerificationError) for line in data.splitlines()]
@@ -255,7 +272,10 @@ def _check_log(cert_dir: Path, predicate: dict[str, Any], spec: BenchmarkSpec) -
         raise VerificationError(f"{where} is not JSON lines") from None
     if canonical != data or not all(_is_record(r) for r in records):
         raise VerificationError(f"episode log {log_path} is not in canonical form")
-    if len(records) != spec.episodes or _field(predicate, "episodes", "count") != spec.episodes:
+    if (
+        len(records) != spec.episodes
+        or predicate_field(predicate, "episodes", "count") != spec.episodes
+    ):
         raise VerificationError(
             f"episode log has {len(records)} episodes, spec needs {spec.episodes}"
         )
@@ -268,15 +288,16 @@ def _check_log(cert_dir: Path, predicate: dict[str, Any], spec: BenchmarkSpec) -
 
 def _check_decision(predicate: dict[str, Any], spec: BenchmarkSpec, episodes: list[Any]) -> None:
     recomputed = evaluate(spec, [record["metrics"] for record in episodes]).to_dict()
-    signed = {key: _field(predicate, key) for key in RESULTS}
+    signed = {key: predicate_field(predicate, key) for key in RESULTS}
     signed |= {key: predicate.get(key, []) for key in RESULTS_SINCE_CONDITIONS}
     for key, value in signed.items():
-        if not _same(recomputed[key], value):
+        if not same_values(recomputed[key], value):
             raise VerificationError(f"predicate {key} differ from those recomputed from the log")
 
 
-def _check_report(cert_dir: Path, predicate: dict[str, Any], optional: bool) -> None:
-    report = _field(predicate, "report")
+def check_report(cert_dir: Path, predicate: dict[str, Any], optional: bool) -> None:
+    """Every report file against its signed digest (a missing one too, unless optional)."""
+    report = predicate_field(predicate, "report")
     if not isinstance(report, dict) or not all(isinstance(k, str) for k in report):
         raise VerificationError("predicate report is not a mapping of file names to digests")
     for relative, expected in report.items():
@@ -291,11 +312,13 @@ def _check_report(cert_dir: Path, predicate: dict[str, Any], optional: bool) -> 
             raise VerificationError(f"report file {relative} does not match its signed sha256")
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_values(a: Any, b: Any) -> bool:
     if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+        return (
+            isinstance(b, dict) and a.keys() == b.keys() and all(same_values(a[k], b[k]) for k in a)
+        )
     if isinstance(a, list):
-        return isinstance(b, list) and len(a) == len(b) and all(map(_same, a, b))
+        return isinstance(b, list) and len(a) == len(b) and all(map(same_values, a, b))
     if isinstance(a, float) and isinstance(b, int | float) and not isinstance(b, bool):
         return math.isclose(a, b, rel_tol=RELATIVE_TOLERANCE, abs_tol=1e-12)
     return type(a) is type(b) and a == b

@@ -286,7 +286,9 @@ class _CellState:
         if rows:
             self.sim_time_s = float(rows[-1]["sim_time_s"])
         version, _ = self.calibration.current()
-        kind = "resume" if rows else "deployment"
+        # A chain that goes on with another bundle than its last part ran is a deployment.
+        same_bundle = bool(rows) and rows[-1]["bundle_sha256"] == self.policy.onnx_sha256
+        kind = "resume" if same_bundle else "deployment"
         self._event(
             kind,
             self.writer.next_part,
@@ -325,11 +327,12 @@ class _CellState:
             self.scalars.close()
 
     def _part(self, part: int) -> None:
-        from robocell.envs.rollout import run_episode
+        from robocell.eval.runner import play_episode
 
         version = self.plant.set_part(self.cell, part)
         seed = episode_seed(self.job.seed, part, self.cell.id)
-        metrics = run_episode(self.env, self.policy, seed)
+        # As certification plays it: with the count of actions outside the bundle's bounds.
+        metrics = play_episode(self.env, self.policy, seed)
         row = self._row(part, version, metrics)
         self.rows.append(row)
         self.pending_rows.append(row)
@@ -357,7 +360,7 @@ class _CellState:
         self._event("calibration", part, **calibration_data(result, version, "drift alarm"))
         self.detectors.restart()
 
-    def _row(self, part: int, version: int, metrics: Mapping[str, float]) -> dict[str, Any]:
+    def _row(self, part: int, version: int, metrics: Mapping[str, float | None]) -> dict[str, Any]:
         energy_j = float(metrics["energy_j"])
         cycle_s = float(metrics["cycle_time_s"])
         self.sim_time_s += cycle_s
@@ -375,7 +378,7 @@ class _CellState:
             "quality": {
                 k: float(v)
                 for k, v in metrics.items()
-                if k not in _COLUMNS and not k.startswith("return/")
+                if k not in _COLUMNS and not k.startswith("return/") and v is not None
             },
             "conditions": {k: float(v) for k, v in self.env.unwrapped.line_conditions().items()},
         }

@@ -9,6 +9,7 @@ import pytest
 from ledgertools import PostgresBackend, SqliteBackend
 from pgtools import Cluster, find_bin_dir
 from releasetools import Certified, make_certified
+from telemetrytools import Backend
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +44,12 @@ def ledger_backend(
         return SqliteBackend(tmp_path / "ledger.sqlite")
     cluster: Cluster = request.getfixturevalue("postgres")
     return PostgresBackend(cluster.new_database())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """The same tests on an SQLite file and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        path = tmp_path / "telemetry.sqlite"
+        return Backend("sqlite", f"sqlite:///{path}", path)
+    return Backend("postgresql", request.getfixturevalue("postgres").new_database())

@@ -30,6 +30,7 @@ TORCH_FREE = (
     "robocell.eval.certify",
     "robocell.eval.cli",
     "robocell.eval.runner",
+    "robocell.eval.production",
     "robocell.eval.verify",
     "robocell.eval.release.cli",
     "robocell.eval.release.contract",

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from telemetrytools import Backend
 
 from robocell.cli import main
 from robocell.dbstore import StoreUnavailable
@@ -52,61 +53,6 @@ def make_row(line: str, cell: str, part: int) -> dict[str, Any]:
 
 def make_event(part: int, kind: str = "deployment") -> dict[str, Any]:
     return {"type": kind, "cell": CELL, "part": part, "data": {"bundle": "ab" * 32, "n": [1, 2]}}
-
-
-class Backend:
-    """A store as the tests see it: its URL and raw SQL with the append-only triggers off."""
-
-    def __init__(self, name: str, url: str, path: Path | None = None) -> None:
-        self.name, self.url, self.path = name, url, path
-
-    def tamper(self, *statements: str) -> None:
-        """Run ``statements`` as someone with write access to the database files would."""
-        if self.path is not None:
-            conn = sqlite3.connect(self.path)
-            for (trigger,) in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'"):
-                conn.execute(f"DROP TRIGGER {trigger}")
-            for statement in statements:
-                conn.execute(statement)
-            conn.commit()
-            conn.close()
-            return
-        import psycopg
-
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute("SET session_replication_role = replica")
-            for statement in statements:
-                conn.execute(statement)
-
-    def attempt(self, statement: str) -> str:
-        """Run ``statement`` as an ordinary client; the error, or "" if it went through."""
-        if self.path is not None:
-            conn = sqlite3.connect(self.path)
-            try:
-                conn.execute(statement)
-                conn.commit()
-                return ""
-            except sqlite3.Error as exc:
-                return str(exc)
-            finally:
-                conn.close()
-        import psycopg
-
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            try:
-                conn.execute(statement)
-                return ""
-            except psycopg.Error as exc:
-                return str(exc)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    """The same tests on an SQLite file and on a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        path = tmp_path / "telemetry.sqlite"
-        return Backend("sqlite", f"sqlite:///{path}", path)
-    return Backend("postgresql", request.getfixturevalue("postgres").new_database())
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from robocell.errors import RobocellError, VerificationError
 from robocell.eval.release.clock import MAX_CLOCK_SKEW_S, TEST_CLOCK_ENV, parse_time
+from robocell.eval.release.contract import MILESTONE_KINDS
 from robocell.eval.release.events import Event
 from robocell.eval.release.ledger import DEFAULT_LEDGER
 
@@ -40,6 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     release.add_argument("cert", help="certificate.json written by `robocell certify`")
     release.add_argument("--contract", required=True, help="contract YAML")
     release.add_argument("--bundle", required=True, help="the delivered bundle directory")
+    release.add_argument(
+        "--telemetry",
+        metavar="URL",
+        help="production and retention milestones: the line's telemetry store (path, "
+        "sqlite:///PATH or postgresql://...), where the certificate is verified",
+    )
     _ledger_option(release)
     _now_option(release)
     release.add_argument(
@@ -94,17 +101,39 @@ def _register_contract(subparsers: argparse._SubParsersAction) -> None:
         ("--supplier-account", "payee's account"),
         ("--amount", "price, a decimal such as 12500.00"),
         ("--currency", "ISO 4217 code, e.g. EUR"),
-        ("--benchmark", "benchmark spec YAML or a packaged name (weld)"),
         ("--certifier-key", "certifier's public key (PEM)"),
     ]:
         new.add_argument(name, required=True, help=text)
     new.add_argument(
-        "--commitment",
-        required=True,
-        action="append",
-        help="seed commitment printed by `robocell seeds new`; repeat it to pre-commit one seed "
-        "per certification attempt",
+        "--kind",
+        choices=MILESTONE_KINDS,
+        default="certificate",
+        help="certificate (simulation, the default), production (site acceptance on the "
+        "line's telemetry) or retention (no alarm, no rollback over a later window)",
     )
+    new.add_argument(
+        "--benchmark", help="benchmark spec YAML or a packaged name (weld); not for retention"
+    )
+    new.add_argument(
+        "--commitment",
+        action="append",
+        help="certificate milestones: seed commitment printed by `robocell seeds new`; repeat "
+        "it to pre-commit one seed per certification attempt",
+    )
+    new.add_argument("--follows", default="", help="milestone that must be released first")
+    production = new.add_argument_group("production and retention milestones")
+    production.add_argument("--line", help="the line (its line file's `line`)")
+    production.add_argument("--cell", help="the cell's id on that line")
+    production.add_argument("--cell-key", help="the cell's telemetry public key (cell-ID.pub)")
+    production.add_argument("--bundle", help="the delivered bundle directory")
+    production.add_argument(
+        "--start-after-deployment",
+        type=int,
+        default=0,
+        metavar="PARTS",
+        help="parts between the bundle's deployment and the window (default 0)",
+    )
+    production.add_argument("--parts", type=int, help="the window's length in parts")
     new.add_argument(
         "--dispute-window-hours", type=float, default=72.0, help="hours to dispute (default 72)"
     )
@@ -121,32 +150,82 @@ def _contract_new(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists():
         raise RobocellError(f"{out}: already exists; a contract is never overwritten")
+    _check_kind_options(args)
     key_path = Path(args.certifier_key).resolve()
     data = {
         "contract_id": args.contract_id,
         "milestone_id": args.milestone_id,
+        "kind": args.kind,
         "buyer": {"name": args.buyer, "account": args.buyer_account},
         "supplier": {"name": args.supplier, "account": args.supplier_account},
         "amount": args.amount,
         "currency": args.currency,
-        "benchmark_spec_digest": spec_digest(load_spec(args.benchmark)),
-        "seed_commitment": _commitments(args.commitment),
         "certifier": {
             "public_key": os.path.relpath(key_path, out.resolve().parent),
             "fingerprint": public_key_fingerprint(load_public_key(key_path)),
         },
         "dispute_window_hours": args.dispute_window_hours,
+        "follows": args.follows,
     }
+    header = ""
+    if args.benchmark is not None:
+        spec = load_spec(args.benchmark)
+        data["benchmark_spec_digest"] = spec_digest(spec)
+        header = f"Benchmark: {resolve_spec_path(args.benchmark)}"
+    if args.commitment:
+        data["seed_commitment"] = _commitments(args.commitment)
+    if args.kind != "certificate":
+        data["production"] = _production_terms(args, out)
     try:
         contract = parse(Contract, data)
     except SchemaError as exc:
         raise RobocellError(f"contract: {exc}") from None
-    write_contract(out, contract, f"Benchmark: {resolve_spec_path(args.benchmark)}")
+    if args.kind == "production":
+        from robocell.eval.production import window_spec
+
+        window_spec(spec, args.parts)  # a window too short for the spec could never pass
+    write_contract(out, contract, header)
     print(
-        f"contract {out}: {contract.contract_id}/{contract.milestone_id}, {contract.amount} "
-        f"{contract.currency}; sha256 {contract_digest(contract)}"
+        f"contract {out}: {contract.contract_id}/{contract.milestone_id} ({contract.kind}), "
+        f"{contract.amount} {contract.currency}; sha256 {contract_digest(contract)}"
     )
     return 0
+
+
+def _check_kind_options(args: argparse.Namespace) -> None:
+    """Each kind's options, and none of another kind's."""
+    needed = {
+        "certificate": ("--benchmark", "--commitment"),
+        "production": ("--benchmark", "--line", "--cell", "--cell-key", "--bundle", "--parts"),
+        "retention": ("--line", "--cell", "--cell-key", "--bundle", "--parts"),
+    }[args.kind]
+    for option in needed:
+        if getattr(args, option[2:].replace("-", "_")) is None:
+            raise RobocellError(f"contract new --kind {args.kind} needs {option}")
+    if args.kind != "certificate" and args.commitment:
+        raise RobocellError("--commitment is for certificate milestones: production has no seed")
+    if args.kind == "retention" and args.benchmark is not None:
+        raise RobocellError("--benchmark: a retention is paid on alarms and rollbacks, not a spec")
+
+
+def _production_terms(args: argparse.Namespace, out: Path) -> dict[str, object]:
+    from robocell.agents.bundle import ONNX_FILE, subject_digests
+    from robocell.eval.keys import load_public_key, public_key_fingerprint
+
+    if not Path(args.bundle).is_dir():
+        raise RobocellError(f"--bundle {args.bundle}: no bundle directory here")
+    cell_key = Path(args.cell_key).resolve()
+    return {
+        "line": args.line,
+        "cell": args.cell,
+        "cell_key": {
+            "public_key": os.path.relpath(cell_key, out.resolve().parent),
+            "fingerprint": public_key_fingerprint(load_public_key(cell_key)),
+        },
+        "bundle_sha256": subject_digests(args.bundle)[ONNX_FILE],
+        "start_after_deployment": args.start_after_deployment,
+        "parts": args.parts,
+    }
 
 
 def _commitments(values: list[str]) -> str | list[str]:
@@ -198,7 +277,9 @@ def _release(args: argparse.Namespace) -> int:
     _check_writable(out, contract.contract_id, contract.milestone_id)
     check_own_settlement(settlement_path(out), contract.contract_id, contract.milestone_id)
     with open_ledger(args.ledger, create=False) as ledger:
-        outcome = release_milestone(args.cert, args.contract, args.bundle, ledger, args.now)
+        outcome = release_milestone(
+            args.cert, args.contract, args.bundle, ledger, args.now, args.telemetry
+        )
     ids = f"{outcome.contract_id}/{outcome.milestone_id}"
     if outcome.status == "PENDING":
         print(f"CERTIFIED {ids}; dispute window open until {outcome.release_due}: run again then")

@@ -25,6 +25,7 @@ restored behind the release).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -54,7 +55,12 @@ class Evidence:
     bundle_digests: dict[str, str]
     spec_digest: str
     seed_commitment: str
+    """The master seed the certificate revealed ('' for production data: no seed)."""
     verdict: str
+    kind: str = "certificate"
+    """The milestone kind the certificate is for."""
+    window: dict[str, Any] | None = None
+    """Production and retention: the telemetry parts paid for (line, cell, first and last)."""
 
 
 @dataclass(frozen=True)
@@ -100,13 +106,21 @@ def release_milestone(
     bundle_dir: str | Path,
     ledger: Ledger,
     now: datetime | None = None,
+    telemetry: str | Path | None = None,
 ) -> ReleaseOutcome:
     """Verify ``cert_path`` against the contract and the delivered bundle; record the result.
 
-    Raises VerificationError (after recording REJECTED) for a certificate that must not be
-    paid, and RobocellError (recording nothing) for missing or malformed inputs.
+    A production or retention milestone's certificate is verified against ``telemetry`` (the
+    store's path or URL), which it is then required. Raises VerificationError (after recording
+    REJECTED) for a certificate that must not be paid, and RobocellError (recording nothing)
+    for missing or malformed inputs.
     """
     contract = load_contract(contract_path)
+    if contract.kind != "certificate" and telemetry is None:
+        raise RobocellError(
+            f"{contract.contract_id}/{contract.milestone_id} is a {contract.kind} milestone: it "
+            "is verified on the cell's telemetry; give the store (--telemetry URL)"
+        )
     cert_sha = _certificate_digest(cert_path)
     if not Path(bundle_dir).is_dir():
         raise RobocellError(f"{bundle_dir}: no bundle directory here")
@@ -116,7 +130,12 @@ def release_milestone(
     if earlier is not None and earlier.certificate_sha256 == cert_sha:
         return _replay(earlier)
     try:
-        evidence = check_certificate(cert_path, contract, contract_path, bundle_dir)
+        if contract.kind == "certificate":
+            evidence = check_certificate(cert_path, contract, contract_path, bundle_dir)
+        else:
+            evidence = check_production_certificate(
+                cert_path, contract, contract_path, bundle_dir, telemetry or ""
+            )
     except VerificationError as exc:
         revealed = exc.seed_commitment if isinstance(exc, Rejection) else None
         record_rejection(ledger, contract, cert_sha, str(exc), now, revealed)
@@ -170,6 +189,52 @@ def _evidence(verified: Any, contract: Contract, bundle_dir: str | Path) -> Evid
         spec_digest=verified.spec_digest,
         seed_commitment=verified.commitment,
         verdict=verified.verdict,
+    )
+
+
+def check_production_certificate(
+    cert_path: str | Path,
+    contract: Contract,
+    contract_path: str | Path,
+    bundle_dir: str | Path,
+    telemetry: str | Path,
+) -> Evidence:
+    """A production or retention certificate, verified on the telemetry, against the
+    contract: the same kind, the contract's terms (cell, key, bundle, window), its spec,
+    verdict PASSED, and the delivered bundle's files."""
+    from robocell.eval.production import terms_data, verify_production_certificate
+
+    key = contract_public_key(contract, contract_path)
+    verified = verify_production_certificate(cert_path, key, telemetry)
+    assert contract.production is not None, "a production milestone has its terms"
+    if verified.kind != contract.kind:
+        raise VerificationError(
+            f"a {verified.kind} certificate cannot pay a {contract.kind} milestone"
+        )
+    expected = terms_data(contract.production)
+    changed = sorted(k for k in expected if verified.terms.get(k) != expected[k])
+    if changed or verified.terms.keys() != expected.keys():
+        first = changed[0] if changed else "keys"
+        raise VerificationError(
+            f"the certificate was issued on other terms than the contract's ({first}: "
+            f"{verified.terms.get(first)!r}, the contract: {expected.get(first)!r}); the "
+            "window and the evidence are the contract's, fixed before the parts ran"
+        )
+    if verified.verdict != "PASSED":
+        raise VerificationError(f"certificate verdict is {verified.verdict}, not PASSED")
+    if verified.spec_digest != contract.benchmark_spec_digest:
+        raise VerificationError(
+            f"certificate's benchmark spec digest {verified.spec_digest} is not the contract's "
+            f"{contract.benchmark_spec_digest}"
+        )
+    return Evidence(
+        certificate_sha256=verified.certificate_sha256,
+        bundle_digests=check_subject_digests(bundle_dir, verified.subject_digests),
+        spec_digest=verified.spec_digest,
+        seed_commitment="",
+        verdict=verified.verdict,
+        kind=verified.kind,
+        window=dataclasses.asdict(verified.window),
     )
 
 
@@ -243,7 +308,7 @@ def _decide(
         contract, evidence, events
     )
     if reason is not None:
-        body = {"reason": reason, "seed_commitment": evidence.seed_commitment}
+        body = {"reason": reason} | _seed(evidence.seed_commitment)
         return _rejection(contract, cert_sha, body, history, at), reason
     drafts: list[Draft] = []
     if certified is None:
@@ -269,7 +334,11 @@ def _refusal(
             f"{released.recorded_at} under another certificate ({released.certificate_sha256})"
         )
     revealer = _first_revealer(history, evidence.seed_commitment)
-    if revealer is not None and revealer.certificate_sha256 != evidence.certificate_sha256:
+    if (
+        evidence.seed_commitment
+        and revealer is not None
+        and revealer.certificate_sha256 != evidence.certificate_sha256
+    ):
         return (
             f"the certificate's master seed (commitment {evidence.seed_commitment}) was already "
             f"revealed by certificate {revealer.certificate_sha256} (ledger entry {revealer.seq}"
@@ -284,10 +353,19 @@ def _refusal(
 
 
 def _ledger_wide_refusal(contract: Contract, evidence: Evidence, events: list[Event]) -> str | None:
-    """One certificate, one seed, one payment: what other milestones' entries forbid."""
+    """One certificate, one seed, one window of parts, one payment, in the contract's order:
+    what other milestones' entries forbid."""
     milestone = (contract.contract_id, contract.milestone_id)
     others = [e for e in events if (e.contract_id, e.milestone_id) != milestone]
     cert_sha, seed = evidence.certificate_sha256, evidence.seed_commitment
+    if contract.follows and not any(
+        e.kind == "RELEASED" and (e.contract_id, e.milestone_id) == (milestone[0], contract.follows)
+        for e in others
+    ):
+        return (
+            f"milestone {contract.milestone_id} follows {contract.contract_id}/"
+            f"{contract.follows}, which is not released yet: milestones are paid in order"
+        )
     for event in others:
         where = f"{event.contract_id}/{event.milestone_id} (ledger entry {event.seq})"
         if event.kind == "CERTIFIED" and event.certificate_sha256 == cert_sha:
@@ -295,6 +373,14 @@ def _ledger_wide_refusal(contract: Contract, evidence: Evidence, events: list[Ev
                 f"the certificate was already recorded for milestone {where}: one certificate "
                 "pays one milestone"
             )
+        overlap = _overlap(evidence.window, event)
+        if overlap:
+            return (
+                f"parts {overlap} of that cell already pay milestone {where}: one part's "
+                "evidence pays one milestone"
+            )
+        if not seed:
+            continue
         if event.body.get("seed_commitment") == seed and event.certificate_sha256 != cert_sha:
             return (
                 f"the certificate's master seed (commitment {seed}) was already revealed by "
@@ -308,6 +394,23 @@ def _ledger_wide_refusal(contract: Contract, evidence: Evidence, events: list[Ev
                 "already names: one seed commitment belongs to one milestone"
             )
     return None
+
+
+def _overlap(window: dict[str, Any] | None, event: Event) -> str | None:
+    """The parts ``window`` shares with a CERTIFIED entry's window on the same cell, if any."""
+    other = event.body.get("telemetry_window")
+    if window is None or event.kind != "CERTIFIED" or not isinstance(other, dict):
+        return None
+    if (other.get("line"), other.get("cell")) != (window["line"], window["cell"]):
+        return None
+    first = max(window["first_part"], other["first_part"])
+    last = min(window["last_part"], other["last_part"])
+    return f"{first}..{last}" if first <= last else None
+
+
+def _seed(seed_commitment: str) -> dict[str, str]:
+    """A body's ``seed_commitment`` entry: none when the evidence revealed no seed."""
+    return {"seed_commitment": seed_commitment} if seed_commitment else {}
 
 
 def _named_commitments(event: Event) -> list[str]:
@@ -360,14 +463,22 @@ def _certified_body(contract: Contract, evidence: Evidence, at: str) -> dict[str
         "currency": contract.currency,
         "payee": contract.supplier.name,
         "benchmark_spec_digest": evidence.spec_digest,
-        "seed_commitment": evidence.seed_commitment,
+        **_seed(evidence.seed_commitment),
         "contract_seed_commitments": contract.seed_commitments,
         "verdict": evidence.verdict,
+        **_kind_body(evidence),
         "bundle_sha256": dict(evidence.bundle_digests),
         # Stored as text: the ledger holds no floats.
         "dispute_window_hours": repr(contract.dispute_window_hours),
         "release_due": format_time(parse_time(at) + window),
     }
+
+
+def _kind_body(evidence: Evidence) -> dict[str, Any]:
+    """What a production or retention entry records besides a certificate's fields."""
+    if evidence.kind == "certificate":
+        return {}
+    return {"milestone_kind": evidence.kind, "telemetry_window": evidence.window}
 
 
 def _draft(

@@ -55,7 +55,7 @@ def write_report(
     images = {**plot_files(spec, evaluation, records), **stills}
     files = dict(images)
     files[REPORT_NAME] = markdown_report(
-        spec, evaluation, subjects, predicate["run"], sorted(images)
+        spec, evaluation, subjects, predicate, sorted(images)
     ).encode()
     # The page sees the predicate as a verifier will: through JSON.
     plain = json.loads(canonical_json(predicate))

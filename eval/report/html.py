@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from robocell.eval.report.heatmap import robustness_section
+from robocell.eval.report.markdown import describe_run
 from robocell.eval.report.page import esc, image, number, page, table, verdict
 from robocell.eval.report.stills import STILLS_DIR
 from robocell.eval.robustness import is_success
@@ -41,7 +42,8 @@ def render_html(
         _stills(spec, episodes, images),
         _verification(predicate, subjects),
     ]
-    title = f"Certificate report: {spec.name} — {predicate['verdict']}"
+    kind = "Production certificate" if "telemetry" in predicate else "Certificate"
+    title = f"{kind} report: {spec.name} — {predicate['verdict']}"
     return page(title, predicate["verdict"], _header(spec, predicate), sections)
 
 
@@ -59,7 +61,8 @@ def _header(spec: BenchmarkSpec, predicate: dict[str, Any]) -> str:
         "limited figures lie within their limits.</strong></p>"
         '<dl class="facts">'
         f"<dt>cell</dt><dd><code>{esc(spec.env_id)}</code></dd>"
-        f"<dt>episodes</dt><dd>{spec.episodes}, every one counted</dd>"
+        f"<dt>{'production parts' if 'telemetry' in predicate else 'episodes'}</dt>"
+        f"<dd>{spec.episodes}, every one counted</dd>"
         f"<dt>error level</dt><dd>α = {spec.alpha:g}, Bonferroni over m = {spec.tests}: "
         f"α/m = {spec.alpha_per_criterion:.4g} per criterion</dd>"
         f"<dt>certified</dt><dd>{esc(run['finished_at'])} by robocell "
@@ -196,24 +199,46 @@ def _still_card(spec: BenchmarkSpec, record: dict[str, Any], shots: dict[str, by
 
 
 def _verification(predicate: dict[str, Any], subjects: dict[str, str]) -> str:
-    benchmark, seeds = predicate["benchmark"], predicate["seeds"]
     rows = [[f"<code>{esc(name)}</code> (subject)", _digest(d)] for name, d in subjects.items()]
+    rows.append(["benchmark spec", _digest(predicate["benchmark"]["spec_digest"])])
+    telemetry = predicate.get("telemetry")
+    if telemetry is None:
+        seeds = predicate["seeds"]
+        rows += [
+            ["seed commitment", _digest(seeds["commitment"])],
+            ["revealed master seed", _digest(seeds["master_seed"])],
+        ]
+    else:
+        rows += [
+            [f"telemetry head (batch {telemetry['head']['batches']})",
+             _digest(telemetry["head"]["batch_hash"])],
+            ["cell key fingerprint", _digest(telemetry["cell_key_fingerprint"])],
+        ]  # fmt: skip
     rows += [
-        ["benchmark spec", _digest(benchmark["spec_digest"])],
-        ["seed commitment", _digest(seeds["commitment"])],
-        ["revealed master seed", _digest(seeds["master_seed"])],
         [f"episode log <code>{esc(predicate['episodes']['log'])}</code>",
          _digest(predicate["episodes"]["log_sha256"])],
         ["certifier key fingerprint", _digest(predicate["certifier"]["key_fingerprint"])],
     ]  # fmt: skip
-    run = predicate["run"]
     return (
         '<section id="verification"><h2>What was certified, and how to check it</h2>'
         f"{table(('item', 'sha256'), rows, numeric=set())}"
-        f'<p class="muted">Run {esc(run["started_at"])} → {esc(run["finished_at"])}, '
-        f"{run['workers']} worker(s), {run['episodes_wall_time_s']} s of episodes. This page "
+        f'<p class="muted">{esc(describe_run(predicate))}. This page '
         "is signed too: its sha256 is listed under <code>predicate.report</code> in "
         "<code>certificate.json</code>.</p>"
+        f"{_how_to_check(telemetry is not None)}</section>"
+    )
+
+
+def _how_to_check(production: bool) -> str:
+    if production:
+        return (
+            "<pre>robocell verify CERT_DIR/certificate.json --pubkey certifier.pub "
+            "--telemetry TELEMETRY_URL --bundle BUNDLE_DIR</pre>"
+            '<p class="muted">It checks the signature, walks the cell\'s telemetry chain with '
+            "the recorded cell key, checks that the certified head is still in it, and "
+            "recomputes every statistic from the telemetry's rows.</p>"
+        )
+    return (
         "<pre>robocell verify CERT_DIR/certificate.json --pubkey certifier.pub "
         "--bundle BUNDLE_DIR\n"
         "robocell verify CERT_DIR/certificate.json --pubkey certifier.pub "
@@ -222,7 +247,7 @@ def _verification(predicate: dict[str, Any], subjects: dict[str, str]) -> str:
         '<p class="muted">The first checks the signature, every digest and recomputes every '
         "statistic from the episode log; <code>--rerun</code> replays every episode with the "
         "bundle; <code>robocell report</code> rebuilds this page from a verified certificate."
-        "</p></section>"
+        "</p>"
     )
 
 

@@ -14,7 +14,7 @@ def markdown_report(
     spec: BenchmarkSpec,
     evaluation: Evaluation,
     subjects: dict[str, str],
-    run: dict[str, Any],
+    predicate: dict[str, Any],
     images: list[str],
 ) -> str:
     """The Markdown report; ``images`` are the plots' and stills' relative paths."""
@@ -28,8 +28,7 @@ def markdown_report(
         f"m = {spec.tests})",
         f"- benchmark spec sha256: `{spec_digest(spec)}`",
         *(f"- `{name}` sha256: `{digest}`" for name, digest in subjects.items()),
-        f"- run: {run['started_at']} → {run['finished_at']}, {run['workers']} worker(s), "
-        f"{run['episodes_wall_time_s']} s",
+        f"- {describe_run(predicate)}",
         "- the same report as a web page: `report.html`",
         "",
         "## Pass/fail criteria",
@@ -65,6 +64,23 @@ def markdown_report(
         "",
     ]
     return "\n".join(lines)
+
+
+def describe_run(predicate: dict[str, Any]) -> str:
+    """One line on where the episodes came from: the certifier's run, or production parts."""
+    run = predicate["run"]
+    telemetry = predicate.get("telemetry")
+    if telemetry is None:
+        return (
+            f"run: {run['started_at']} → {run['finished_at']}, {run['workers']} worker(s), "
+            f"{run['episodes_wall_time_s']} s of episodes"
+        )
+    return (
+        f"production parts {telemetry['first_part']}..{telemetry['last_part']} of cell "
+        f"{telemetry['cell']} on line {telemetry['line']} (deployed at part "
+        f"{telemetry['deployment_part']}), read from the signed telemetry "
+        f"{run['started_at']} (head: batch {telemetry['head']['batches']})"
+    )
 
 
 def _robustness(conditions: list[ConditionResult]) -> list[str]:

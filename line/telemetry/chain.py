@@ -285,12 +285,20 @@ class ChainRecords:
 
 def verify_chain(records: ChainRecords, public_key: Ed25519PublicKey) -> ChainReport:
     """Walk one chain in order and report the first batch that does not hold."""
+    return walk_chain(records, public_key)[0]
+
+
+def walk_chain(
+    records: ChainRecords, public_key: Ed25519PublicKey
+) -> tuple[ChainReport, list[str]]:
+    """:func:`verify_chain`'s report and the hash of every batch that held, in order (the
+    hash of batch ``n`` is item ``n - 1``)."""
     walk = _Walk(records, public_key)
     for batch in records.batches:
         problem = walk.step(batch)
         if problem:
-            return walk.report(f"batch {walk.head.seq + 1}: {problem}")
-    return walk.report(walk.final_problem())
+            return walk.report(f"batch {walk.head.seq + 1}: {problem}"), walk.hashes
+    return walk.report(walk.final_problem()), walk.hashes
 
 
 class _Walk:
@@ -300,6 +308,7 @@ class _Walk:
         self.records = records
         self.public_key = public_key
         self.head = Head()
+        self.hashes: list[str] = []
         self.rows = 0
         self.rows_by_seq = _grouped(records.rows, "part")
         self.events_by_seq = _grouped(records.events, "position")
@@ -326,6 +335,7 @@ class _Walk:
             return problem
         self.rows += statement["last_part"] - statement["first_part"] + 1
         self.head = Head(statement["seq"], statement_hash(statement), statement["last_part"] + 1)
+        self.hashes.append(self.head.batch_hash)
         return None
 
     def _statement_problem(self, statement: dict[str, Any], batch: dict[str, Any]) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,6 +37,7 @@ from robocell.line.telemetry.chain import (
     row_record,
     seal_batch,
     verify_chain,
+    walk_chain,
 )
 
 #: Written into every store's ``telemetry_meta``; a store with another format is refused.
@@ -164,6 +166,21 @@ class TelemetryStore:
         with self.backend.snapshot() as session:
             return [event_from_record(record) for record in session.query(sql, params)]
 
+    def verified_chain(self, line: str, cell: str, public_key: Ed25519PublicKey) -> VerifiedChain:
+        """Chain ``(line, cell)`` walked with ``public_key``, and its rows and events as the
+        same snapshot holds them. Raises VerificationError naming the first break (a chain
+        signed by another key breaks at its first batch) or a chain that does not exist."""
+        with self.backend.snapshot() as session:
+            records = _chain_records(session, line, cell)
+        if not records.batches:
+            raise VerificationError(f"{self.location}: no telemetry chain {line}/{cell}")
+        report, hashes = walk_chain(records, public_key)
+        if not report.ok:
+            raise VerificationError(f"{self.location}: {report.describe()}")
+        rows = [row_from_record(record) for record in records.rows]
+        events = [event_from_record(record) for record in records.events]
+        return VerifiedChain(report, hashes, rows, events)
+
     def chains(self) -> list[tuple[str, str]]:
         """Every chain ``(line, cell)`` in the store, sorted."""
         with self.backend.snapshot() as session:
@@ -178,6 +195,19 @@ class TelemetryStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class VerifiedChain:
+    """A chain whose every batch verified, with its rows and events in chain order."""
+
+    report: ChainReport
+    batch_hashes: list[str]
+    """The hash of batch ``n`` is ``batch_hashes[n - 1]``."""
+    rows: list[dict[str, Any]]
+    """Every row, by part (part ``p`` is ``rows[p]``)."""
+    events: list[dict[str, Any]]
+    """Every event (each with its ``line``), in chain order."""
 
 
 def _head(found: list[dict[str, Any]]) -> str:
@@ -341,6 +371,7 @@ __all__ = [
     "StoreUnavailable",
     "TelemetryBroken",
     "TelemetryStore",
+    "VerifiedChain",
     "open_telemetry",
     "verify_telemetry",
 ]
