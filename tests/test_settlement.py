@@ -103,3 +103,30 @@ def test_valid_ibans_and_opaque_account_ids_are_accepted(tmp_path, certified, ac
 def test_the_example_contract_has_valid_ibans():
     contract = load_contract(Path(__file__).parents[1] / "configs/contracts/example.yaml")
     assert contract.buyer.account.startswith("DE89")
+
+
+def test_bics_go_into_the_bank_file_and_leave_the_contract_digest_alone(tmp_path, certified):
+    from robocell.eval.release.contract import contract_digest
+
+    plain = load_contract(write_contract(tmp_path / "plain", certified))
+    supplier = {"name": "Cellworks Robotics Ltd", "account": "GB29NWBK60161331926819"}
+    buyer = {"name": "ACME Fabrication GmbH", "account": "DE89370400440532013000"}
+    _, xml = released(tmp_path, certified, supplier=supplier | {"bic": "NWBK GB 2L"},
+                      buyer=buyer | {"bic": "COBADEFFXXX"})  # fmt: skip
+    payment = parse_pain001(xml)
+    assert (payment["debtor"]["bic"], payment["creditor"]["bic"]) == ("COBADEFFXXX", "NWBKGB2L")
+    # without BICs the agents are NOTPROVIDED and the contract hashes as before BICs existed
+    assert parse_pain001(released(tmp_path / "nobic", certified)[1])["debtor"]["bic"] is None
+    with_empty = write_contract(tmp_path / "empty", certified, buyer=buyer | {"bic": ""})
+    assert contract_digest(load_contract(with_empty)) == contract_digest(plain)
+
+
+@pytest.mark.parametrize(
+    ("bic", "message"),
+    [("COBADEF", r"buyer.bic: invalid BIC \(length\)"),
+     ("COBAZZFF", r"buyer.bic: invalid BIC \(country code\)")],
+)  # fmt: skip
+def test_an_invalid_bic_is_refused_naming_the_field(tmp_path, certified, bic, message):
+    buyer = {"name": "P", "account": "DE89370400440532013000", "bic": bic}
+    with pytest.raises(RobocellError, match=message):
+        load_contract(write_contract(tmp_path, certified, buyer=buyer))

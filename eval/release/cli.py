@@ -121,6 +121,8 @@ def _register_contract(subparsers: argparse._SubParsersAction) -> None:
         "it to pre-commit one seed per certification attempt",
     )
     new.add_argument("--follows", default="", help="milestone that must be released first")
+    for party in ("buyer", "supplier"):
+        new.add_argument(f"--{party}-bic", default="", help=f"{party}'s bank BIC (optional)")
     production = new.add_argument_group("production and retention milestones")
     production.add_argument("--line", help="the line (its line file's `line`)")
     production.add_argument("--cell", help="the cell's id on that line")
@@ -156,8 +158,12 @@ def _contract_new(args: argparse.Namespace) -> int:
         "contract_id": args.contract_id,
         "milestone_id": args.milestone_id,
         "kind": args.kind,
-        "buyer": {"name": args.buyer, "account": args.buyer_account},
-        "supplier": {"name": args.supplier, "account": args.supplier_account},
+        "buyer": {"name": args.buyer, "account": args.buyer_account, "bic": args.buyer_bic},
+        "supplier": {
+            "name": args.supplier,
+            "account": args.supplier_account,
+            "bic": args.supplier_bic,
+        },
         "amount": args.amount,
         "currency": args.currency,
         "certifier": {

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from schwifty import IBAN
+from schwifty import BIC, IBAN
 from schwifty import exceptions as iban_errors
 
 from robocell.errors import RobocellError
@@ -66,6 +66,7 @@ _IBAN_PROBLEMS: dict[type[Exception], str] = {
     iban_errors.InvalidLength: "length",
     iban_errors.InvalidStructure: "structure",
     iban_errors.InvalidBankCode: "bank code",
+    iban_errors.InvalidBranchCode: "branch code",
 }
 
 
@@ -78,6 +79,9 @@ class Party:
     account: str
     """Where money comes from or goes to. An IBAN-shaped value (``DE89 3704 ...``) must pass
     the IBAN checks (country, length, checksum); any other value is an opaque account id."""
+    bic: str = ""
+    """The bank's BIC (``COBADEFFXXX``), checked for structure and country; '' when the IBAN
+    alone routes the payment (the bank file then says ``NOTPROVIDED``)."""
 
 
 @dataclass
@@ -201,6 +205,7 @@ class Contract:
             for name in ("name", "account"):
                 _check_text(f"{party}.{name}", getattr(getattr(self, party), name))
             _check_iban(f"{party}.account", getattr(self, party).account)
+            _check_bic(f"{party}.bic", getattr(self, party).bic)
         self._check_free_text()
         _check_amount(self.amount, self.currency)
         self._check_kind()
@@ -270,6 +275,23 @@ def _check_iban(where: str, account: str) -> None:
         raise SchemaError(where, f"invalid IBAN ({_iban_problem(exc)})") from None
 
 
+def _check_bic(where: str, bic: str) -> None:
+    if not bic:
+        return
+    try:
+        BIC(bic)
+    except iban_errors.SchwiftyException as exc:
+        raise SchemaError(where, f"invalid BIC ({_iban_problem(exc)})") from None
+
+
+def party_terms(party: Party) -> dict[str, str]:
+    """A party as plain data; no ``bic`` key when none is given (as before BICs existed)."""
+    terms = to_dict(party)
+    if not terms["bic"]:
+        del terms["bic"]
+    return terms
+
+
 def _iban_problem(exc: iban_errors.SchwiftyException) -> str:
     for kind, problem in _IBAN_PROBLEMS.items():
         if isinstance(exc, kind):
@@ -324,6 +346,7 @@ def contract_terms(contract: Contract) -> dict[str, Any]:
     for name, default in _KIND_FIELDS.items():
         if terms[name] == default:
             del terms[name]
+    terms["buyer"], terms["supplier"] = party_terms(contract.buyer), party_terms(contract.supplier)
     return terms
 
 

@@ -35,10 +35,15 @@ from typing import Any
 from robocell.agents.bundle import check_subject_digests
 from robocell.errors import RobocellError, VerificationError
 from robocell.eval.release.clock import event_time, format_time, parse_time
-from robocell.eval.release.contract import Contract, contract_digest, load_contract, public_key_path
+from robocell.eval.release.contract import (
+    Contract,
+    contract_digest,
+    load_contract,
+    party_terms,
+    public_key_path,
+)
 from robocell.eval.release.events import Draft, Event, EventKind
 from robocell.eval.release.ledger import Ledger
-from robocell.schema import to_dict
 from robocell.util import canonical_json, sha256_bytes, sha256_file
 
 INSTRUCTION_FORMAT = "robocell-payment-instruction/1"
@@ -443,8 +448,8 @@ def payment_instruction(contract: Contract, evidence: Evidence, released_at: str
         "idempotency_key": idempotency_key(contract.contract_id, contract.milestone_id),
         "contract_id": contract.contract_id,
         "milestone_id": contract.milestone_id,
-        "payer": to_dict(contract.buyer),
-        "payee": to_dict(contract.supplier),
+        "payer": party_terms(contract.buyer),
+        "payee": party_terms(contract.supplier),
         "amount": str(contract.amount),
         "currency": contract.currency,
         "certificate_sha256": evidence.certificate_sha256,

@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from pyiso20022.pain.pain_001_001_09 import pain_001_001_09 as pain
+from schwifty import BIC
 from xsdata.formats.dataclass.parsers import XmlParser
 from xsdata.formats.dataclass.serializers import XmlSerializer
 from xsdata.formats.dataclass.serializers.config import SerializerConfig
 from xsdata.models.datatype import XmlDate, XmlDateTime
 
 from robocell.errors import RobocellError
-from robocell.eval.release.contract import Contract, Party, is_iban_shaped
+from robocell.eval.release.contract import Contract, Party, is_iban_shaped, party_terms
 from robocell.eval.release.release import idempotency_key
-from robocell.schema import to_dict
 from robocell.util import atomic_write_bytes
 
 NAMESPACE = pain.__NAMESPACE__
@@ -66,7 +66,7 @@ def pain001_xml(instruction: dict[str, Any], contract: Contract) -> bytes:
         reqd_exctn_dt=pain.DateAndDateTime2Choice(dt=_date_of(released_at)),
         dbtr=pain.PartyIdentification135(nm=contract.buyer.name),
         dbtr_acct=_account(contract.buyer),
-        dbtr_agt=_agent(),
+        dbtr_agt=_agent(contract.buyer),
         cdt_trf_tx_inf=[_transfer(instruction, contract, message_id, amount)],
     )
     document = pain.Document(
@@ -111,7 +111,7 @@ def _transfer(
                 value=amount, ccy=instruction["currency"]
             )
         ),
-        cdtr_agt=_agent(),
+        cdtr_agt=_agent(contract.supplier),
         cdtr=pain.PartyIdentification135(nm=contract.supplier.name),
         cdtr_acct=_account(contract.supplier),
         rmt_inf=pain.RemittanceInformation16(ustrd=[remittance[:MAX_REMITTANCE_CHARS]]),
@@ -132,12 +132,13 @@ def _account(party: Party) -> pain.CashAccount38:
     return pain.CashAccount38(id=pain.AccountIdentification4Choice(othr=other))
 
 
-def _agent() -> pain.BranchAndFinancialInstitutionIdentification6:
-    # The contract names accounts, not banks: the IBAN alone routes the payment.
-    unknown = pain.GenericFinancialIdentification1(id=NOT_PROVIDED)
-    return pain.BranchAndFinancialInstitutionIdentification6(
-        fin_instn_id=pain.FinancialInstitutionIdentification18(othr=unknown)
-    )
+def _agent(party: Party) -> pain.BranchAndFinancialInstitutionIdentification6:
+    if party.bic:
+        institution = pain.FinancialInstitutionIdentification18(bicfi=BIC(party.bic).compact)
+    else:  # the IBAN alone routes the payment
+        unknown = pain.GenericFinancialIdentification1(id=NOT_PROVIDED)
+        institution = pain.FinancialInstitutionIdentification18(othr=unknown)
+    return pain.BranchAndFinancialInstitutionIdentification6(fin_instn_id=institution)
 
 
 def _party_of(
@@ -156,7 +157,7 @@ def _party_of(
 
 def _check_same_parties(instruction: dict[str, Any], contract: Contract) -> None:
     recorded = (instruction.get("payer"), instruction.get("payee"))
-    if recorded != (to_dict(contract.buyer), to_dict(contract.supplier)):
+    if recorded != (party_terms(contract.buyer), party_terms(contract.supplier)):
         raise RobocellError(
             f"instruction {instruction.get('idempotency_key')}: its payer and payee are not "
             f"{contract.contract_id}/{contract.milestone_id}'s buyer and supplier"
