@@ -1,6 +1,6 @@
 """Milestones paid on production evidence: ``certify-production``, its verification on the
-telemetry, release in order and exactly once, and the attacks the issue names, on SQLite and
-PostgreSQL.
+telemetry, release in order and exactly once, and the attacks the issue names; telemetry and
+ledger both on SQLite, then both on PostgreSQL.
 
 The telemetry is written here through the store's own writer with the cell's key (rows as a
 line writes them), so each case costs milliseconds; ``tests/test_line.py`` runs a real line.
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from certtools import read_statement
-from releasetools import Certified, kinds, resigned, write_contract
+from releasetools import Certified, resigned, write_contract
 from telemetrytools import Backend
 
 from robocell.agents.bundle import ONNX_FILE, subject_digests
@@ -28,6 +28,7 @@ from robocell.eval.keys import (
     public_key_fingerprint,
 )
 from robocell.eval.production import PREDICATE_TYPE
+from robocell.eval.release.ledger import open_ledger
 from robocell.eval.release.settlement import settlement_path
 from robocell.line.telemetry import open_telemetry
 
@@ -48,6 +49,8 @@ class Site:
     cell_pub: Path
     bundle_sha256: str
     contracts: dict[str, Path]
+    ledger: str
+    """The ledger's path or URL: on the telemetry's kind of store."""
 
     @property
     def url(self) -> str:
@@ -124,7 +127,7 @@ def production_contract(site_root: Path, certified: Certified, name: str, **term
 
 
 @pytest.fixture
-def site(tmp_path: Path, certified: Certified, backend: Backend) -> Site:
+def site(request, tmp_path: Path, certified: Certified, backend: Backend) -> Site:
     cell_key, cell_pub = generate_keypair(
         tmp_path / "cell", key_name=f"cell-{CELL}.key", pub_name=f"cell-{CELL}.pub"
     )
@@ -138,7 +141,13 @@ def site(tmp_path: Path, certified: Certified, backend: Backend) -> Site:
         "M3": production_contract(tmp_path, certified, "M3", kind="retention",
                                   cell_pub=cell_pub, fp=fp, bundle=bundle),
     }  # fmt: skip
-    return Site(tmp_path, backend, certified, cell_key, cell_pub, bundle, contracts)
+    ledger = (
+        str(tmp_path / "ledger.sqlite")
+        if backend.path is not None
+        else request.getfixturevalue("postgres").new_database()
+    )
+    assert main(["ledger", "init", "--ledger", ledger]) == 0
+    return Site(tmp_path, backend, certified, cell_key, cell_pub, bundle, contracts, ledger)
 
 
 def certify_production(site: Site, contract: Path, out: str, url: str | None = None) -> int:
@@ -157,12 +166,9 @@ def certify_production(site: Site, contract: Path, out: str, url: str | None = N
 
 
 def release(site: Site, cert: Path, milestone: str, contract: Path | None = None) -> int:
-    ledger = site.tmp / "ledger.sqlite"
-    if not ledger.exists():
-        assert main(["ledger", "init", "--ledger", str(ledger)]) == 0
     argv = ["release", str(cert), "--contract", str(contract or site.contracts[milestone])]
     argv += ["--bundle", str(site.certified.scripted), "--telemetry", site.url]
-    argv += ["--ledger", str(ledger), "-o", str(site.tmp / f"payment-{milestone}.json")]
+    argv += ["--ledger", site.ledger, "-o", str(site.tmp / f"payment-{milestone}.json")]
     return main(argv)
 
 
@@ -171,7 +177,10 @@ def cert(site: Site, out: str) -> Path:
 
 
 def released(site: Site) -> list[str]:
-    return [k for k in kinds(site.tmp) if k == "RELEASED"]
+    """The milestones released, after a walk of the ledger's chain."""
+    with open_ledger(site.ledger, create=False) as ledger:
+        assert ledger.verify().ok
+        return [e.milestone_id for e in ledger.events() if e.kind == "RELEASED"]
 
 
 # ------------------------------------------------------------------------ the contract
