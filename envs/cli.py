@@ -1,4 +1,4 @@
-"""``robocell envs`` and ``robocell baseline``."""
+"""``robocell envs``, ``robocell baseline`` and ``robocell cell check``."""
 
 from __future__ import annotations
 
@@ -22,13 +22,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     baseline.add_argument("--json", action="store_true", help="end with a JSON summary line")
     baseline.set_defaults(func=_run_baseline)
 
+    cell = subparsers.add_parser("cell", help="check a cell (your own too) against the harness")
+    cell_sub = cell.add_subparsers(dest="cell_command", metavar="ACTION", required=True)
+    check = cell_sub.add_parser(
+        "check", help="run the checks every built-in cell passes; exit 1 if one fails"
+    )
+    check.add_argument(
+        "cell", help="registered env id, module:Class of a CellEnv or module:NAME of a CellSpec"
+    )
+    check.add_argument("--episodes", type=positive_int, default=2, help="episodes per check")
+    check.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    check.set_defaults(func=_check_cell)
+
 
 def _list_envs(args: argparse.Namespace) -> int:
-    from robocell.envs import CELLS
+    from robocell.envs import CELLS, discover_cells
 
     for cell in CELLS.values():
         print(f"{cell.env_id:28s} {cell.summary}")
+    for entry_point, reason in discover_cells().items():
+        print(f"{entry_point:28s} FAILED to load: {reason}")
     return 0
+
+
+def _check_cell(args: argparse.Namespace) -> int:
+    from robocell.envs.check import check_cell, resolve_cell
+
+    spec = resolve_cell(args.cell)
+    print(f"{spec.env_id} ({spec.entry_point})")
+    results = check_cell(args.cell, args.episodes, args.seed)
+    for result in results:
+        verdict = "PASS" if result.passed else "FAIL"
+        print(f"{verdict}  {result.name}" + (f": {result.detail}" if result.detail else ""))
+    passed = sum(result.passed for result in results)
+    print(f"{passed}/{len(results)} checks passed")
+    return 0 if passed == len(results) else 1
 
 
 def _run_baseline(args: argparse.Namespace) -> int:

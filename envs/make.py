@@ -50,11 +50,12 @@ def make_cell(
 ) -> gym.Env:
     """``gymnasium.make`` with the cells registered; non-cells get :class:`EpisodeMetrics`.
 
-    An unknown id raises RobocellError; kwargs the env refuses raise a SchemaError naming
-    ``env_kwargs``.
+    The plug-in cells are discovered first, also in a fresh worker process. An unknown id
+    raises RobocellError; kwargs the env refuses raise a SchemaError naming ``env_kwargs``.
     """
-    import robocell.envs  # noqa: F401  (registers the cells)
+    from robocell.envs import discover_cells
 
+    discover_cells()
     kwargs = dict(env_kwargs or {})
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
@@ -85,7 +86,8 @@ def make_controller(env_id: str, env: Any) -> ScriptedController:
     """
     from robocell.envs import CELLS
 
-    if env_id not in CELLS:
-        raise RobocellError(f"no scripted controller for {env_id!r} (known: {', '.join(CELLS)})")
+    known = [cell_id for cell_id, cell in CELLS.items() if cell.controller]
+    if env_id not in known:
+        raise RobocellError(f"no scripted controller for {env_id!r} (known: {', '.join(known)})")
     module, name = CELLS[env_id].controller.split(":")
     return getattr(importlib.import_module(module), name)(env)

@@ -226,8 +226,9 @@ def _check_episode_limit(env_id: str, env_kwargs: dict[str, Any]) -> None:
         raise SchemaError(where, f"must be a positive integer, got {value!r}")
     import gymnasium
 
-    import robocell.envs  # noqa: F401  (registers the cells)
+    from robocell.envs import discover_cells
 
+    discover_cells()  # the built-in cells and the installed ones
     try:
         limit = gymnasium.spec(env_id).max_episode_steps
     except gymnasium.error.Error:

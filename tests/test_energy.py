@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from robocell.envs import ENV_IDS
+from robocell.envs.check import check_energy_metering
 from robocell.envs.energy import EnergyConstants, EnergyMeter, drive_power_w
-from robocell.envs.make import make_controller
 
 C = EnergyConstants()
 DT = 1.0 / 240.0
@@ -84,57 +84,7 @@ def test_weld_cell_moving_costs_more_than_holding() -> None:
     assert sum(move) > sum(hold)
 
 
-class _EveryStepReference:
-    """Meters a cell independently: its own joint read after every physics step of env steps.
-
-    Torques as DESIGN defines the metered ones: the commanded torques under torque control,
-    the applied motor torques read back under position control.
-    """
-
-    def __init__(self, env: gym.Env) -> None:
-        self.cell = env.unwrapped
-        self.inner_step = self.cell.sim.step
-        self.joules = 0.0
-        self.metering = False
-        self.cell.sim.step = self.step
-
-    def step(self) -> None:
-        self.inner_step()
-        if self.metering:
-            state = self.cell.robot.joint_state()
-            power = drive_power_w(state.tau, state.qd, C) + C.standby_w
-            power += self.cell.task.tool_power_w()
-            self.joules += power * self.cell.sim.timestep_s
-
-    def env_step(self, env: gym.Env, action: np.ndarray) -> tuple[float, float, dict, bool]:
-        """One env step metered both ways: (reference J, env J, info, episode over)."""
-        self.joules, self.metering = 0.0, True
-        _, _, terminated, truncated, info = env.step(action)
-        self.metering = False
-        return self.joules, info["energy_j"], info, terminated or truncated
-
-
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_meter_equals_a_reference_reading_the_joints_at_every_physics_step(env_id: str) -> None:
     # Real episodes of the scripted controller (contacts, arc, suction) and random actions.
-    env = gym.make(env_id)
-    reference = _EveryStepReference(env)
-    controller = make_controller(env_id, env.unwrapped)
-    reference_j, metered_j = [], []
-    for seed, scripted in ((0, True), (1, False)):
-        obs, _ = env.reset(seed=seed)
-        controller.reset()
-        env.action_space.seed(seed)
-        for _ in range(env.unwrapped.max_steps):
-            action = controller(obs) if scripted else env.action_space.sample()
-            ref_j, env_j, info, over = reference.env_step(env, action)
-            reference_j.append(ref_j)
-            metered_j.append(env_j)
-            if over:
-                assert info["episode_metrics"]["energy_j"] == pytest.approx(
-                    env.unwrapped.meter.total_j
-                )
-                break
-    env.close()
-    assert metered_j == pytest.approx(reference_j, rel=1e-9)
-    assert sum(metered_j) == pytest.approx(sum(reference_j), rel=1e-12)
+    check_energy_metering(env_id, seed=0)

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import gymnasium as gym
 import numpy as np
 import pytest
-from envtools import rollout_digest, scripted_episode_digest
-from gymnasium.utils.env_checker import check_env as gym_check_env
-from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from robocell.envs import CELLS, ENV_IDS, core
+from robocell.envs import CELLS, ENV_IDS, check, core
+from robocell.envs.digest import rollout_digest, scripted_episode_digest
 
 # Random-action fuzz length per cell: thousands of steps where a step is cheap, fewer for
 # cells whose every step is a full pick-and-place cycle.
@@ -28,15 +21,11 @@ def env_id(request: pytest.FixtureRequest) -> str:
 
 
 def test_gymnasium_env_checker(env_id: str) -> None:
-    env = gym.make(env_id)
-    gym_check_env(env.unwrapped, skip_render_check=True)
-    env.close()
+    check.check_gymnasium_api(env_id)
 
 
 def test_sb3_env_checker(env_id: str) -> None:
-    env = gym.make(env_id)
-    sb3_check_env(env, warn=True)
-    env.close()
+    check.check_sb3_api(env_id)
 
 
 def test_registered_with_limits(env_id: str) -> None:
@@ -54,15 +43,7 @@ def test_seeded_determinism_in_process(env_id: str) -> None:
 
 
 def test_seeded_determinism_across_processes(env_id: str) -> None:
-    here = Path(__file__).parent
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")]),
-    }
-    steps = DETERMINISM_STEPS.get(env_id, 200)
-    args = [sys.executable, str(here / "envtools.py"), env_id, "11", str(steps)]
-    other = subprocess.run(args, capture_output=True, text=True, env=env, check=True)
-    assert other.stdout.strip() == rollout_digest(env_id, seed=11, steps=steps)
+    check.check_determinism(env_id, seed=11, steps=DETERMINISM_STEPS.get(env_id, 200))
 
 
 def test_an_episode_does_not_depend_on_the_episodes_before_it(env_id: str) -> None:
@@ -117,36 +98,8 @@ def test_random_action_fuzz(env_id: str) -> None:
     assert episodes >= 1
 
 
-def _check_step_info(env: gym.Env, reward: float, info: dict) -> None:
-    terms = {k: v for k, v in info.items() if k.startswith("reward/")}
-    expected = {f"reward/{name}" for name in (*env.unwrapped.task.reward_term_names, "energy")}
-    assert set(terms) == expected
-    assert reward == pytest.approx(sum(terms.values()), abs=1e-9)
-    assert info["energy_j"] > 0.0
-    assert terms["reward/energy"] == pytest.approx(-env.unwrapped.energy_weight * info["energy_j"])
-    assert isinstance(info["is_success"], bool)
-    for name, value in env.unwrapped.task.step_figures().items():
-        assert info[name] == value
-
-
 def test_info_contract_and_episode_metrics(env_id: str) -> None:
-    env = gym.make(env_id)
-    env.action_space.seed(5)
-    env.reset(seed=5)
-    total_energy_j, steps = 0.0, 0
-    while True:
-        _, reward, terminated, truncated, info = env.step(env.action_space.sample())
-        _check_step_info(env, reward, info)
-        total_energy_j += info["energy_j"]
-        steps += 1
-        if terminated or truncated:
-            break
-    metrics = info["episode_metrics"]
-    assert metrics["energy_j"] == pytest.approx(total_energy_j)
-    assert metrics["cycle_time_s"] == pytest.approx(steps * env.unwrapped.task.control_period_s)
-    assert metrics["success"] == float(info["is_success"])
-    assert set(env.unwrapped.task.episode_figures()) <= set(metrics)
-    env.close()
+    check.check_info_contract(env_id, seed=5)
 
 
 def test_energy_weight_scales_only_the_energy_term(env_id: str) -> None:

@@ -229,8 +229,9 @@ def _at_least(config: RunConfig, name: str, low: int) -> None:
 def _check_env_id(env_id: str) -> None:
     import gymnasium as gym
 
-    import robocell.envs  # noqa: F401  (registers the cells)
+    from robocell.envs import discover_cells
 
+    discover_cells()  # registers the plug-in cells too
     if env_id not in gym.registry:
         raise SchemaError("env_id", f"unknown environment {env_id!r} (`robocell envs` lists them)")
 
