@@ -5,7 +5,7 @@ what the cell recorded in production, not on episodes the certifier runs. The co
 the evidence in advance (:class:`~robocell.eval.release.contract.ProductionTerms`): the line,
 the cell and the key it signs its telemetry batches with, the delivered bundle, and the window
 of parts — ``parts`` consecutive parts starting ``start_after_deployment`` parts after the
-bundle's first ``deployment`` event on that cell.
+bundle's first ``deployment`` on that cell (or its ``promotion`` from canary to champion).
 
 :func:`certify_production` walks the cell's chain with the contract's cell key (every batch's
 signature, hash link and content), finds the window, and judges it:
@@ -231,13 +231,16 @@ def _read_chain(telemetry: str | Path, terms: ProductionTerms, key: Ed25519Publi
 
 def find_window(chain: Any, bundle_sha256: str, start_after: int, parts: int) -> Window:
     """The window of ``parts`` parts ``start_after`` parts after the bundle's first deployment
-    on the chain. Refuses a bundle never deployed there, a window not recorded in full yet,
-    and a window with a part that ran another bundle."""
+    on the chain (a ``deployment`` event, or a ``promotion`` of the bundle as canary). Refuses
+    a bundle never deployed there, a window not recorded in full yet, and a window with a
+    part that ran another bundle."""
     report = chain.report
+    # A promotion after part p deploys the canary's bundle on every part from p + 1.
     deployments = [
-        event["part"]
+        event["part"] + (event["type"] == "promotion")
         for event in chain.events
-        if event["type"] == "deployment" and event["data"].get("bundle_sha256") == bundle_sha256
+        if event["type"] in ("deployment", "promotion")
+        and event["data"].get("bundle_sha256") == bundle_sha256
     ]
     if not deployments:
         raise VerificationError(
@@ -315,10 +318,7 @@ def retention_result(events: list[dict[str, Any]], window: Window) -> dict[str, 
 
 
 def _check_cell(events: list[dict[str, Any]], window: Window, spec: BenchmarkSpec) -> None:
-    deployment = next(
-        e for e in events if e["type"] == "deployment" and e["part"] == window.deployment_part
-    )
-    env_id = deployment["data"].get("env_id")
+    env_id = next(e["data"]["env_id"] for e in events if "env_id" in e["data"])
     if env_id != spec.env_id:
         raise VerificationError(
             f"{window.line}/{window.cell} runs {env_id}, the spec {spec.name} is for {spec.env_id}"

@@ -75,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
             f"{kpis['cycle_time_s']:.1f} s/part"
         )
     for event in summary["events"]:
-        if event["type"] in ("drift_alarm", "calibration"):
+        if event["type"] not in ("deployment", "resume"):
             print(f"  part {event['part']}: {event['cell']} {event['type']} "
                   f"{json.dumps(event['data'], sort_keys=True)}")  # fmt: skip
     print(f"summary: {out / 'summary.json'}   telemetry: {summary['telemetry']}")

@@ -91,6 +91,45 @@ class Detectors:
 
 
 @dataclass(frozen=True)
+class CanaryEntry:
+    """A challenger offered to a cell (:mod:`robocell.line.canary`): certified on the twin,
+    then run on ``share`` of the parts until the sequential test promotes or rolls it back."""
+
+    bundle: str
+    """The challenger's bundle directory."""
+    benchmark: str
+    """The cell's benchmark spec (a path, or a packaged name: weld, peg, vision)."""
+    at_part: int = 0
+    """The part from which the challenger is certified and then canaried."""
+    certify_parts: int = 100
+    """Parts after ``at_part`` at which the certificate is taken (and awaited, if the
+    certification is slower): the canary begins there if it PASSED."""
+    share: float = 0.2
+    """Fraction of the parts the canary makes."""
+    twin: dict[str, Any] = field(default_factory=dict)
+    """What the line believes of the plant, as env kwargs of the twin the challenger is
+    certified on (e.g. ``{joint_friction_nm: 1.5}``)."""
+    alpha: float = 0.05
+    """Error level of the sequential test (α/2 for each one-sided decision)."""
+    margin: float = 0.02
+    """How much lower a success rate may be and still count as no worse."""
+    max_parts: int = 2000
+    """Canary parts after which, with no decision, the canary is rolled back."""
+
+    def validate(self) -> None:
+        if not 0.0 < self.share < 1.0:
+            raise SchemaError("share", f"must be in (0, 1), got {self.share}")
+        if not 0.0 < self.alpha < 0.5:
+            raise SchemaError("alpha", f"must be in (0, 0.5), got {self.alpha}")
+        if not 0.0 <= self.margin < 0.5:
+            raise SchemaError("margin", f"must be in [0, 0.5), got {self.margin}")
+        if self.at_part < 0 or self.certify_parts < 0:
+            raise SchemaError("at_part", "at_part and certify_parts must be >= 0")
+        if not 100 <= self.max_parts <= MAX_PARTS:
+            raise SchemaError("max_parts", f"must be in [100, {MAX_PARTS}]")
+
+
+@dataclass(frozen=True)
 class CellEntry:
     """One cell of the line."""
 
@@ -104,6 +143,8 @@ class CellEntry:
     key: str | None = None
     """The cell's Ed25519 private key (``robocell keys new --cell ID``); default
     ``keys/cell-<id>.key`` beside the line's output."""
+    canary: CanaryEntry | None = None
+    """A challenger to certify, canary and promote or roll back."""
 
     def validate(self) -> None:
         from robocell.envs import ENV_IDS

@@ -62,8 +62,16 @@ def _cell(line: str, cell: str, rows: list[dict[str, Any]], events: list[dict[st
         f"<h2>{esc(line)} / {esc(cell)}</h2>{summary}{plot}<h3>Events</h3>"
         + table(["part", "event", "detail"], event_rows, {0})
         + "<h3>Bundles</h3>"
-        + table(["from part", "to part", "bundle sha256"], _bundle_spans(rows), {0, 1})
+        + table(
+            ["bundle sha256", "parts", "first part", "last part", "success", "J/part"],
+            _bundles(rows),
+            {1, 2, 3, 4, 5},
+        )
     )
+
+
+#: Marks of the canary's steps on the KPI curves.
+_LEARNING_COLOURS = {"canary": "tab:orange", "promotion": "tab:purple", "rollback": "black"}
 
 
 def _describe(event: dict[str, Any]) -> str:
@@ -85,14 +93,18 @@ def _figures(values: Any) -> str:
     return ", ".join(f"{name} {value:.3g}" for name, value in sorted(values.items()))
 
 
-def _bundle_spans(rows: list[dict[str, Any]]) -> list[list[str]]:
-    spans: list[list[Any]] = []
+def _bundles(rows: list[dict[str, Any]]) -> list[list[str]]:
+    """Each bundle that ran, in order of its first part: how many parts, where, how well (a
+    canary's parts interleave with the champion's)."""
+    runs: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        if spans and spans[-1][2] == row["bundle_sha256"]:
-            spans[-1][1] = row["part"]
-        else:
-            spans.append([row["part"], row["part"], row["bundle_sha256"]])
-    return [[str(a), str(b), f"<code>{esc(digest)}</code>"] for a, b, digest in spans]
+        runs.setdefault(row["bundle_sha256"], []).append(row)
+    return [
+        [f"<code>{esc(digest)}</code>", str(len(ran)), str(ran[0]["part"]), str(ran[-1]["part"]),
+         f"{np.mean([r['success'] for r in ran]):.3f}",
+         f"{np.mean([r['energy_j'] for r in ran]):.0f}"]
+        for digest, ran in runs.items()
+    ]  # fmt: skip
 
 
 def _rolling(values: np.ndarray) -> np.ndarray:
@@ -127,9 +139,12 @@ def _plot(rows: list[dict[str, Any]], events: list[dict[str, Any]]) -> bytes:
                 axis.axvline(event["part"], color="tab:red", lw=0.8, ls="--")
             elif event["type"] == "calibration":
                 axis.axvline(event["part"], color="tab:green", lw=1.0)
+            elif event["type"] in _LEARNING_COLOURS:
+                axis.axvline(event["part"], color=_LEARNING_COLOURS[event["type"]], lw=1.2)
     axes[0].set_title(
         f"grey: each part, blue: mean of the last {ROLLING_PARTS} parts; "
-        "red dashed: drift alarm, green: calibration",
+        "red dashed: drift alarm, green: calibration; canary orange, promotion purple, "
+        "rollback black",
         fontsize=8,
     )
     axes[-1].set_xlabel("part")

@@ -273,22 +273,32 @@ class _CellState:
         self.pending_events: list[dict[str, Any]] = []
         self.sim_time_s = 0.0
         self.scalars = ScalarWriter(Path(job.out_dir) / "tb" / self.cell.id)
+        self.canary = None
+        if self.cell.canary is not None:
+            from robocell.line.canary import Canary
+
+            out = Path(job.out_dir)
+            self.canary = Canary(self.cell.canary, self.cell.id, job.seed, out, self.policy)
 
     # ----------------------------------------------------------------- replay and run
     def replay(self, rows: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
         """Bring the detectors and the clock to where the recorded chain ends."""
-        calibrated_at = {e["part"] for e in events if e["type"] == "calibration"}
+        # A calibration or a new champion is a new reference for the detectors.
+        restarts = {e["part"] for e in events if e["type"] in ("calibration", "promotion")}
         for row in rows:
             self.detectors.update(row["part"], row_kpis(row))
-            if row["part"] in calibrated_at:
+            if row["part"] in restarts:
                 self.detectors.restart()
         self.rows, self.events = list(rows), list(events)
         if rows:
             self.sim_time_s = float(rows[-1]["sim_time_s"])
         version, _ = self.calibration.current()
-        # A chain that goes on with another bundle than its last part ran is a deployment.
-        same_bundle = bool(rows) and rows[-1]["bundle_sha256"] == self.policy.onnx_sha256
-        kind = "resume" if same_bundle else "deployment"
+        if self.canary is not None:
+            self.canary.replay(rows, events)
+            self.policy = self.canary.champion
+        # A chain that goes on with a bundle it never ran is a deployment of that bundle.
+        ran = {row["bundle_sha256"] for row in rows}
+        kind = "resume" if self.policy.onnx_sha256 in ran else "deployment"
         self._event(
             kind,
             self.writer.next_part,
@@ -325,15 +335,21 @@ class _CellState:
             if bar is not None:
                 bar.close()
             self.scalars.close()
+            if self.canary is not None:
+                self.canary.finish()
 
     def _part(self, part: int) -> None:
         from robocell.eval.runner import play_episode
 
         version = self.plant.set_part(self.cell, part)
         seed = episode_seed(self.job.seed, part, self.cell.id)
+        policy, side = self.policy, "champion"
+        if self.canary is not None:
+            self.canary.step(part, self._event)
+            policy, side = self.canary.policy_for(part)
         # As certification plays it: with the count of actions outside the bundle's bounds.
-        metrics = play_episode(self.env, self.policy, seed)
-        row = self._row(part, version, metrics)
+        metrics = play_episode(self.env, policy, seed)
+        row = self._row(part, version, metrics, policy.onnx_sha256)
         self.rows.append(row)
         self.pending_rows.append(row)
         kpis = row_kpis(row)
@@ -350,6 +366,11 @@ class _CellState:
             )
         if alarms:
             self._calibrate(part)
+        if self.canary is not None:
+            self.canary.record(part, side, row, self._event)
+            if self.canary.champion is not self.policy:  # promoted: a new reference
+                self.policy = self.canary.champion
+                self.detectors.restart()
 
     def _calibrate(self, part: int) -> None:
         if self.routine is None:
@@ -360,14 +381,16 @@ class _CellState:
         self._event("calibration", part, **calibration_data(result, version, "drift alarm"))
         self.detectors.restart()
 
-    def _row(self, part: int, version: int, metrics: Mapping[str, float | None]) -> dict[str, Any]:
+    def _row(
+        self, part: int, version: int, metrics: Mapping[str, float | None], bundle_sha256: str
+    ) -> dict[str, Any]:
         energy_j = float(metrics["energy_j"])
         cycle_s = float(metrics["cycle_time_s"])
         self.sim_time_s += cycle_s
         return {
             "line": self.job.line,
             "cell": self.cell.id,
-            "bundle_sha256": self.policy.onnx_sha256,
+            "bundle_sha256": bundle_sha256,
             "calibration_version": version,
             "part": part,
             "sim_time_s": round(self.sim_time_s, 6),
