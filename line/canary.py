@@ -49,6 +49,16 @@ def canary_side(line_seed: int, part: int, cell_id: str, share: float) -> bool:
     return draw < share
 
 
+def _die_with_parent() -> None:
+    """In the certify process: be killed when the line's process dies (Linux
+    ``PR_SET_PDEATHSIG``), so a ``kill -9`` of the line leaves no certifier behind; ``--resume``
+    certifies again."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+
+
 class Canary:
     """One cell's canary: its certification, the champion and canary policies, the test."""
 
@@ -150,7 +160,9 @@ class Canary:
             "-o", str(folder / "certificate"), "--no-progress", "--stills", "0",
         ]  # fmt: skip
         log = open(folder / "certify.log", "wb")  # noqa: SIM115 - the process writes it
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        )
         log.close()
         self.attempt = folder
 

@@ -4,6 +4,10 @@ promotion, rollback and resume in a real line run, with the registry matching th
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +177,37 @@ def test_a_promotion_survives_a_resume_part_for_part(tmp_path, bundles, monkeypa
     assert [e["type"] for e in events].count("promotion") == 1
     assert summary["cells"]["weld-1"]["bundle_sha256"] == residual
     assert [row["bundle_sha256"] for row in rows] == _expected_bundles(out, rows, 0.3)
+
+
+def test_a_line_killed_while_certifying_resumes_with_the_champion_serving(tmp_path, bundles):
+    line = _line(tmp_path, bundles["scripted"], bundles["residual"], parts=16)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "robocell", "line", "run", str(line), "-o", str(out),
+               "--no-progress"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out / "learning" / "weld-1" / "attempt-0" / "certify.log"
+    deadline = time.monotonic() + 300
+    while not log.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    time.sleep(1.0)  # the certifier dies with the line (PR_SET_PDEATHSIG)
+    assert not [p for p in _children_named("certify") if str(out) in p]
+    _run(line, out, "--resume")
+    rows, events = _telemetry(out)
+    assert [row["part"] for row in rows] == list(range(16))
+    assert [e["type"] for e in events].count("certificate") == 1
+    assert [row["bundle_sha256"] for row in rows] == _expected_bundles(out, rows, 0.3)
+
+
+def _children_named(word: str) -> list[str]:
+    """Command lines of running processes that mention ``word``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if word in text:
+            found.append(text)
+    return found
