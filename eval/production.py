@@ -46,8 +46,13 @@ from robocell.eval.certify import (
     utc_now,
 )
 from robocell.eval.decision import FAILED, PASSED, Evaluation, evaluate
-from robocell.eval.keys import load_public_key, public_key_fingerprint, public_key_pem
-from robocell.eval.release.contract import Contract, ProductionTerms, contract_relative
+from robocell.eval.keys import public_key_fingerprint, public_key_pem
+from robocell.eval.release.contract import (
+    Contract,
+    ProductionTerms,
+    contract_relative,
+    load_pinned_key,
+)
 from robocell.eval.spec import BenchmarkSpec, spec_data, spec_digest
 from robocell.eval.verify import (
     RESULTS,
@@ -56,6 +61,7 @@ from robocell.eval.verify import (
     check_report,
     check_spec,
     check_statement,
+    malformed_statement,
     open_certificate,
     predicate_field,
     same_values,
@@ -181,14 +187,7 @@ def contract_cell_key(contract: Contract, contract_path: str | Path) -> Ed25519P
     """The cell's telemetry key the contract names, checked against its fingerprint."""
     terms = _production_terms(contract)
     path = contract_relative(terms.cell_key.public_key, contract_path)
-    key = load_public_key(path)
-    found = public_key_fingerprint(key)
-    if found != terms.cell_key.fingerprint:
-        raise VerificationError(
-            f"cell key {path} has fingerprint {found}, the contract pins "
-            f"{terms.cell_key.fingerprint}"
-        )
-    return key
+    return load_pinned_key(path, terms.cell_key.fingerprint, "cell key")
 
 
 def _bundle_subjects(bundle_dir: str | Path, terms: ProductionTerms) -> dict[str, str]:
@@ -359,13 +358,9 @@ def verify_production_certificate(
     every result recomputed, the report files and, given a bundle, its files.
     """
     cert_path, raw, statement, public_key = open_certificate(cert_path, public_key)
-    try:
+    with malformed_statement(cert_path):
         verified = _check_production(cert_path, raw, statement, public_key, telemetry)
         check_report(cert_path.parent, verified.predicate, report_optional)
-    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
-        raise VerificationError(
-            f"{cert_path}: the signed statement is malformed ({type(exc).__name__}: {exc})"
-        ) from None
     if bundle_dir is not None:
         check_subject_digests(bundle_dir, verified.subject_digests)
     return verified

@@ -13,6 +13,8 @@ digests; and, given a bundle, its files against the subject digests.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,13 +79,8 @@ def verify_certificate(
     must still match its signed digest.
     """
     cert_path, raw, statement, public_key = open_certificate(cert_path, public_key)
-    try:
+    with malformed_statement(cert_path):
         verified = _check_content(cert_path, raw, statement, public_key, report_optional)
-    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
-        # A validly signed statement can still be of the wrong shape; it is refused, not run.
-        raise VerificationError(
-            f"{cert_path}: the signed statement is malformed ({type(exc).__name__}: {exc})"
-        ) from None
     if bundle_dir is not None:
         check_subject_digests(bundle_dir, verified.subject_digests)
     return verified
@@ -117,6 +114,18 @@ def _check_content(
         key_fingerprint=fingerprint,
         episodes=episodes,
     )
+
+
+@contextmanager
+def malformed_statement(cert_path: Path) -> Iterator[None]:
+    """A validly signed statement can still be of the wrong shape: a lookup or conversion
+    that fails on it inside this block is a VerificationError naming it, not a crash."""
+    try:
+        yield
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+        raise VerificationError(
+            f"{cert_path}: the signed statement is malformed ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def rerun_differences(

@@ -368,6 +368,20 @@ def contract_relative(path: str, contract_path: str | Path) -> Path:
     return resolved
 
 
+def load_pinned_key(path: Path, fingerprint: str, what: str) -> Any:
+    """The Ed25519 public key at ``path``, which must have the contract's ``fingerprint``."""
+    from robocell.errors import VerificationError
+    from robocell.eval.keys import load_public_key, public_key_fingerprint
+
+    key = load_public_key(path)
+    found = public_key_fingerprint(key)
+    if found != fingerprint:
+        raise VerificationError(
+            f"{what} {path} has fingerprint {found}, the contract pins {fingerprint}"
+        )
+    return key
+
+
 def write_contract(path: str | Path, contract: Contract, header: str = "") -> None:
     """Write ``contract`` as YAML (amount as a quoted string), atomically; ``header`` = comments."""
     lines = "".join(f"# {line}\n" for line in header.splitlines())

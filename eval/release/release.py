@@ -39,6 +39,7 @@ from robocell.eval.release.contract import (
     Contract,
     contract_digest,
     load_contract,
+    load_pinned_key,
     party_terms,
     public_key_path,
 )
@@ -173,7 +174,8 @@ def check_certificate(
         raise Rejection(str(exc), verified.commitment) from None
 
 
-def _evidence(verified: Any, contract: Contract, bundle_dir: str | Path) -> Evidence:
+def _check_verdict_and_spec(verified: Any, contract: Contract) -> None:
+    """Verdict PASSED, on the contract's benchmark spec."""
     if verified.verdict != "PASSED":
         raise VerificationError(f"certificate verdict is {verified.verdict}, not PASSED")
     if verified.spec_digest != contract.benchmark_spec_digest:
@@ -181,6 +183,10 @@ def _evidence(verified: Any, contract: Contract, bundle_dir: str | Path) -> Evid
             f"certificate's benchmark spec digest {verified.spec_digest} is not the contract's "
             f"{contract.benchmark_spec_digest}"
         )
+
+
+def _evidence(verified: Any, contract: Contract, bundle_dir: str | Path) -> Evidence:
+    _check_verdict_and_spec(verified, contract)
     if verified.commitment not in contract.seed_commitments:
         raise VerificationError(
             f"certificate's seed commitment {verified.commitment} is not the contract's "
@@ -225,13 +231,7 @@ def check_production_certificate(
             f"{verified.terms.get(first)!r}, the contract: {expected.get(first)!r}); the "
             "window and the evidence are the contract's, fixed before the parts ran"
         )
-    if verified.verdict != "PASSED":
-        raise VerificationError(f"certificate verdict is {verified.verdict}, not PASSED")
-    if verified.spec_digest != contract.benchmark_spec_digest:
-        raise VerificationError(
-            f"certificate's benchmark spec digest {verified.spec_digest} is not the contract's "
-            f"{contract.benchmark_spec_digest}"
-        )
+    _check_verdict_and_spec(verified, contract)
     return Evidence(
         certificate_sha256=verified.certificate_sha256,
         bundle_digests=check_subject_digests(bundle_dir, verified.subject_digests),
@@ -245,16 +245,8 @@ def check_production_certificate(
 
 def contract_public_key(contract: Contract, contract_path: str | Path) -> Any:
     """The certifier's public key named by the contract, checked against its fingerprint."""
-    from robocell.eval.keys import load_public_key, public_key_fingerprint
-
-    key = load_public_key(public_key_path(contract, contract_path))
-    found = public_key_fingerprint(key)
-    if found != contract.certifier.fingerprint:
-        raise VerificationError(
-            f"certifier key {public_key_path(contract, contract_path)} has fingerprint {found}, "
-            f"the contract pins {contract.certifier.fingerprint}"
-        )
-    return key
+    path = public_key_path(contract, contract_path)
+    return load_pinned_key(path, contract.certifier.fingerprint, "certifier key")
 
 
 def _certificate_digest(cert_path: str | Path) -> str:
