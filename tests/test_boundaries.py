@@ -44,11 +44,13 @@ TORCH_FREE = (
     "robocell.eval.release.store_sqlite",
     "robocell.envs.make",
     "robocell.executor",
+    "robocell.line.canary",
     "robocell.line.cli",
     "robocell.line.detectors",
     "robocell.line.linefile",
     "robocell.line.report",
     "robocell.line.runtime",
+    "robocell.line.sequential",
     "robocell.line.telemetry",
     "robocell.line.telemetry.cli",
 )
