@@ -7,14 +7,13 @@ determinism check's fresh interpreter (tests/ goes on their PYTHONPATH).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from test_cell_plugin import robocell
 
 from robocell.cells import EnergyMeter
 from robocell.envs import CELLS, ENV_IDS
@@ -62,21 +61,9 @@ class UnseededPeg(PegInsertEnv):
         return super().reset(seed=time.monotonic_ns() % 2**32, options=options)
 
 
-def robocell(*args: str) -> subprocess.CompletedProcess[str]:
-    """``robocell ARGS`` in a fresh interpreter that can import this module."""
-    path = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
-    return subprocess.run(
-        [sys.executable, "-m", "robocell", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": path},
-    )
-
-
 @pytest.mark.parametrize("env_id", ENV_IDS, ids=lambda env_id: env_id)
 def test_every_built_in_cell_passes_every_check(env_id: str) -> None:
-    result = robocell("cell", "check", env_id, "--episodes", "1", "--seed", "3")
+    result = robocell(HERE, "cell", "check", env_id, "--episodes", "1", "--seed", "3")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"{env_id} ({CELLS[env_id].entry_point})"
@@ -85,7 +72,7 @@ def test_every_built_in_cell_passes_every_check(env_id: str) -> None:
 
 
 def test_a_badly_metered_cell_fails_the_energy_check_and_exits_1() -> None:
-    result = robocell("cell", "check", "test_cell_check:BadlyMeteredPeg", "--episodes", "1")
+    result = robocell(HERE, "cell", "check", "test_cell_check:BadlyMeteredPeg", "--episodes", "1")
     assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "check/BadlyMeteredPeg-v0 (test_cell_check:BadlyMeteredPeg)"
@@ -120,7 +107,7 @@ def test_a_cell_that_ignores_the_seed_fails_the_determinism_check(
     ],
 )
 def test_bad_input_exits_2_with_one_line(cell: str, message: str) -> None:
-    result = robocell("cell", "check", cell)
+    result = robocell(HERE, "cell", "check", cell)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
