@@ -389,6 +389,19 @@ def test_cloning_fits_the_sorters_picks_over_the_image() -> None:
         venv.close()
 
 
+def test_hindsight_targets_need_a_controller_that_reports_them() -> None:
+    from robocell.schema import SchemaError
+    from robocell.train.config import config_from_dict
+    from robocell.train.pretrain import collect_demonstrations
+
+    config = config_from_dict({
+        "env_id": "robocell/PegInsert-v0", "algo": "ppo", "total_timesteps": 1,
+        "pretrain": {"episodes": 1, "targets": "outcomes"},
+    })  # fmt: skip
+    with pytest.raises(SchemaError, match=r"pretrain\.targets: 'outcomes' needs a controller"):
+        collect_demonstrations(config)
+
+
 def _near_a_target(grid: Any, action: int, targets: np.ndarray) -> bool:
     """Whether ``action`` picks within 5 mm of one of ``targets`` (−1: none) with its bin."""
     xy, bin_name = grid.decode(action)

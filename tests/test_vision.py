@@ -447,6 +447,40 @@ def test_scripted_sorter_uses_the_image_only(make_env) -> None:
         assert 20 <= len(close) <= 50 and max(close) > 0.75 and min(close) < 0.1
 
 
+def _target_picks(task: object, targets: dict) -> list[tuple[np.ndarray, str]]:
+    return [task.decode_action(action) for action in targets]
+
+
+@pytest.mark.parametrize(
+    ("defect_rate", "chosen", "outcome", "right"),
+    [(0.0, "ng", "scrap", "ok"), (1.0, "ok", "escape", "ng"), (1.0, "ng", "correct", "ng")],
+)
+def test_outcome_targets_put_the_picked_part_in_the_bin_its_outcome_shows(
+    make_env, defect_rate: float, chosen: str, outcome: str, right: str
+) -> None:
+    env = make_env(parts=(3, 3), defect_rate=defect_rate)
+    obs, _ = env.reset(seed=0)
+    sorter, task = ScriptedSorter(env.unwrapped), env.unwrapped.task
+    action = _pick_action(env, "part_1", ng=chosen == "ng")
+    _, _, _, _, info = env.step(action)
+    assert info[f"reward/{outcome}"] != 0.0
+    picks = _target_picks(task, sorter.outcome_targets(obs, action, info))
+    assert picks and all(name == right for _, name in picks)
+    centres = {name: np.asarray(task.parts[name].position_m[:2]) for name in task.parts}
+    nearest = {min(centres, key=lambda n: np.linalg.norm(xy - centres[n])) for xy, _ in picks}
+    assert nearest == {"part_1"}  # only the part that was picked
+
+
+def test_outcome_targets_without_an_outcome_are_the_sorters_candidates(make_env) -> None:
+    env = make_env(parts=(3, 3))
+    obs, _ = env.reset(seed=0)
+    sorter = ScriptedSorter(env.unwrapped)
+    empty = env.unwrapped.task.encode_action(np.asarray(TRAY_CENTRE_M[:2]) + 0.14, "ok")
+    _, _, _, _, info = env.step(empty)
+    assert info["reward/empty_pick"] < 0.0
+    assert sorter.outcome_targets(obs, empty, info) == sorter.candidate_actions(obs)
+
+
 def test_part_poses_stay_upright_after_reset(make_env) -> None:
     env = make_env()
     env.reset(seed=9)

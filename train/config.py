@@ -74,10 +74,12 @@ class PretrainConfig:
     log_std: float | None = -2.0
     """Log std of the exploration noise after imitation: PPO's is set, SAC/TQC's actor is
     fitted to it (None: leave it)."""
-    targets: Literal["action", "candidates"] = "action"
+    targets: Literal["action", "candidates", "outcomes"] = "action"
     """Discrete actions: fit the cross-entropy of the controller's own action (``action``),
-    or of every action it lists as right (``candidates``; the vision cell's sorter: a
-    pick of each part it detects, with that part's bin)."""
+    of every action it lists as right (``candidates``; the vision cell's sorter: a pick of
+    each part it detects, with that part's bin), or of the right actions the step's
+    outcome shows (``outcomes``, hindsight; the vision sorter: the picked part, in the bin
+    the reward says was right)."""
 
     def validate(self) -> None:
         """Range checks."""
@@ -131,6 +133,11 @@ class RunConfig:
     """Keyword arguments of ``gymnasium.make`` (e.g. ``energy_weight``). A cell with
     potential-based shaping takes the algorithm's γ as ``gamma``; when given, it must equal
     ``hyperparams.gamma`` (or SB3's default 0.99), else the shaping would change the optimum."""
+    randomize: dict[str, list[float]] = field(default_factory=dict)
+    """Domain randomisation of the cell's plant parameters (``robocell envs`` lists them):
+    each episode of the training, demonstration and periodic-evaluation envs draws every
+    named parameter uniformly from its ``[low, high]`` (per element for a vector), from the
+    episode's seed. The exported bundle keeps ``env_kwargs``: the cell as deployed."""
     policy: Literal["auto", "MlpPolicy", "CnnPolicy", "MultiInputPolicy", "PickMapPolicy"] = "auto"
     """SB3 policy; ``auto`` picks it from the observation space (vector, image, dict).
     ``PickMapPolicy`` (PPO, :mod:`robocell.agents.policies`): fully-convolutional pick
@@ -196,6 +203,7 @@ class RunConfig:
             _check_has_baseline(self.env_id)
         if self.residual is not None:
             _check_residual(self.env_id, self.residual, self.pretrain)
+        _check_randomize(self.randomize)
         check_hyperparams(self.algo, self.hyperparams, self.n_envs)
         check_policy_kwargs(self.policy_kwargs)
         self._check_shaping_gamma()
@@ -224,6 +232,16 @@ def _at_least(config: RunConfig, name: str, low: int) -> None:
     value = getattr(config, name)
     if value < low:
         raise SchemaError(name, f"must be >= {low}, got {value}")
+
+
+def _check_randomize(randomize: dict[str, list[float]]) -> None:
+    """Each entry a [low, high] pair with low <= high (names and ranges: the env's check)."""
+    for name, bounds in randomize.items():
+        where = f"randomize.{name}"
+        if not isinstance(bounds, list) or len(bounds) != 2:
+            raise SchemaError(where, f"expected [low, high], got {bounds!r}")
+        if not bounds[0] <= bounds[1]:
+            raise SchemaError(where, f"low must be <= high, got {bounds!r}")
 
 
 def _check_env_id(env_id: str) -> None:
@@ -279,8 +297,15 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
 
 
 def config_digest(config: RunConfig) -> str:
-    """sha256 of the canonical JSON of the resolved config."""
-    return sha256_bytes(canonical_json(to_dict(config)))
+    """sha256 of the canonical JSON of the resolved config.
+
+    An empty ``randomize`` is left out, so configs without it keep the digest they had
+    before the field existed.
+    """
+    data = to_dict(config)
+    if not data["randomize"]:
+        del data["randomize"]
+    return sha256_bytes(canonical_json(data))
 
 
 def parse_override(item: str) -> tuple[str, Any]:

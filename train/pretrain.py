@@ -8,8 +8,10 @@ Before reinforcement learning starts, a run with a ``pretrain`` section:
 2. fits the policy's deterministic action to the controller's actions (mean squared error;
    for a Discrete action the cross-entropy of the controller's action, or with
    ``targets: candidates`` of every action the controller lists as right, e.g. a pick of
-   each part the vision cell's sorter detects) — for PPO also the value function to the
-   discounted returns;
+   each part the vision cell's sorter detects; with ``targets: outcomes`` the targets of each
+   step are corrected by its outcome: the picked part in the bin the reward says was right,
+   so the policy learns from the episodes the controller gets wrong) — for PPO also the
+   value function to the discounted returns;
 3. ``dagger_rounds`` times (DAgger, Ross et al. 2011): plays ``dagger_episodes`` episodes
    with the fitted policy, labels every observation it visited with the controller's action
    and refits on everything so far, so the policy learns to recover from its own mistakes;
@@ -30,6 +32,7 @@ import gymnasium as gym
 import numpy as np
 
 from robocell.envs.rollout import Policy
+from robocell.schema import SchemaError
 from robocell.train.config import PretrainConfig, RunConfig
 
 # Candidate actions kept per observation (Discrete actions); unused slots hold -1. The vision
@@ -57,8 +60,20 @@ class Demonstrations:
         return cls(**{f.name: _concat([getattr(p, f.name) for p in parts]) for f in fields(cls)})
 
 
-def play(env: Any, actor: Policy, controller: Any, seeds: list[int]) -> Demonstrations:
-    """Play one episode per seed with ``actor``; label each observation with ``controller``."""
+def play(
+    env: Any, actor: Policy, controller: Any, seeds: list[int], hindsight: bool = False
+) -> Demonstrations:
+    """Play one episode per seed with ``actor``; label each observation with ``controller``.
+
+    ``hindsight``: the Discrete targets come from the step's outcome
+    (``controller.outcome_targets``, see :func:`candidate_targets`).
+    """
+    if hindsight and not hasattr(controller, "outcome_targets"):
+        raise SchemaError(
+            "pretrain.targets",
+            f"'outcomes' needs a controller with outcome_targets; "
+            f"{type(controller).__name__} has none",
+        )
     columns: dict[str, list[Any]] = {f.name: [] for f in fields(Demonstrations)}
     space = env.action_space
     for seed in seeds:
@@ -68,8 +83,11 @@ def play(env: Any, actor: Policy, controller: Any, seeds: list[int]) -> Demonstr
         while not done:
             label = _clip(space, controller(obs))
             action = label if actor is controller else _clip(space, actor(obs))
-            targets, weights = candidate_targets(space, controller, obs, label)
-            next_obs, reward, terminated, truncated, _ = env.step(action)
+            next_obs, reward, terminated, truncated, info = env.step(action)
+            listed = None
+            if hindsight:
+                listed = controller.outcome_targets(obs, action, info)
+            targets, weights = candidate_targets(space, controller, obs, label, listed)
             done = terminated or truncated
             row = (obs, next_obs, action, label, targets, weights, reward, done, terminated)
             for column, value in zip(columns.values(), row, strict=True):
@@ -85,19 +103,28 @@ def _clip(space: gym.Space, action: Any) -> np.ndarray:
 
 
 def candidate_targets(
-    space: gym.Space, controller: Any, obs: Any, label: Any
+    space: gym.Space,
+    controller: Any,
+    obs: Any,
+    label: Any,
+    listed: dict[Any, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Discrete actions: every action the controller lists as right here, else its own.
 
     A controller may list them with weights, ``candidate_actions(obs) -> {action: weight}``
     (the vision cell's sorter: the grid cells around every part it sees, each with the
-    part's bin). Returns ``MAX_TARGETS`` indices (-1 where unused) and their weights (0
-    where unused), the heaviest first; empty arrays for continuous actions.
+    part's bin); ``listed`` replaces that list (the hindsight targets of ``targets:
+    outcomes``, ``outcome_targets(obs, action, info)``: the vision sorter's cells of the
+    part just picked, in the bin the step's reward says was right). Returns
+    ``MAX_TARGETS`` indices (-1 where unused) and their weights (0 where unused), the
+    heaviest first; empty arrays for continuous actions.
     """
     if not isinstance(space, gym.spaces.Discrete):
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    listed = getattr(controller, "candidate_actions", None)
-    found = dict(listed(obs)) if listed is not None else {}
+    if listed is None:
+        lister = getattr(controller, "candidate_actions", None)
+        listed = lister(obs) if lister is not None else {}
+    found = dict(listed)
     ranked = sorted(found.items(), key=lambda item: -item[1])[:MAX_TARGETS]
     ranked = ranked or [(label, 1.0)]
     indices = np.full(MAX_TARGETS, -1, np.int64)
@@ -136,13 +163,14 @@ def _tensor(data: Any) -> Any:
 
 def collect_demonstrations(config: RunConfig) -> Demonstrations:
     """The scripted controller's own episodes on the pretraining seeds."""
-    from robocell.envs.make import make_cell, make_controller
+    from robocell.envs.make import make_controller
+    from robocell.train.vec_env import make_training_cell
 
     spec = _spec(config)
-    env = make_cell(config.env_id, config.env_kwargs)
+    env = make_training_cell(config)
     try:
         controller = make_controller(config.env_id, env.unwrapped)
-        return play(env, controller, controller, _seeds(spec, -1))
+        return play(env, controller, controller, _seeds(spec, -1), _hindsight(spec))
     finally:
         env.close()
 
@@ -151,6 +179,10 @@ def _spec(config: RunConfig) -> PretrainConfig:
     if config.pretrain is None:
         raise ValueError("the config has no pretrain section")
     return config.pretrain
+
+
+def _hindsight(spec: PretrainConfig) -> bool:
+    return spec.targets == "outcomes"
 
 
 def _seeds(spec: PretrainConfig, dagger_round: int) -> list[int]:
@@ -163,20 +195,21 @@ def _seeds(spec: PretrainConfig, dagger_round: int) -> list[int]:
 
 def warm_start(config: RunConfig, model: Any, venv: Any) -> dict[str, float]:
     """Imitate the scripted controller (with DAgger rounds); returns the last fit's losses."""
-    from robocell.envs.make import make_cell, make_controller
+    from robocell.envs.make import make_controller
     from robocell.train.evaluate import model_policy
     from robocell.train.resume import normalizer_of
+    from robocell.train.vec_env import make_training_cell
 
     spec = _spec(config)
-    env = make_cell(config.env_id, config.env_kwargs)
+    env = make_training_cell(config)
     try:
         controller = make_controller(config.env_id, env.unwrapped)
-        parts = [play(env, controller, controller, _seeds(spec, -1))]
+        parts = [play(env, controller, controller, _seeds(spec, -1), _hindsight(spec))]
         losses = _fit_all(config, model, venv, parts)
         for dagger_round in range(spec.dagger_rounds):
             stats = normalizer_of(venv)
             actor = model_policy(model, stats if stats.obs is not None else None)
-            parts.append(play(env, actor, controller, _seeds(spec, dagger_round)))
+            parts.append(play(env, actor, controller, _seeds(spec, dagger_round), _hindsight(spec)))
             losses = _fit_all(config, model, venv, parts)
     finally:
         env.close()
@@ -204,14 +237,15 @@ def _fit_all(config: RunConfig, model: Any, venv: Any, parts: list[Demonstration
 def _label_tensor(config: RunConfig, model: Any, data: Demonstrations) -> Any:
     """What the fit targets: actions (Box), or (indices, weights) of the Discrete targets.
 
-    Discrete: the controller's candidates (``targets: candidates``) or its own action alone;
+    Discrete: the controller's candidates (``targets: candidates``), their hindsight form
+    (``targets: outcomes``) or its own action alone;
     an index of -1 is unused.
     """
     import torch
 
     if not isinstance(model.action_space, gym.spaces.Discrete):
         return torch.as_tensor(_policy_actions(model, data.labels), dtype=torch.float32)
-    if _spec(config).targets == "candidates":
+    if _spec(config).targets in ("candidates", "outcomes"):
         indices, weights = data.targets, data.target_weights
     else:
         indices = data.labels.astype(np.int64)[:, None]

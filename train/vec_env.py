@@ -22,7 +22,7 @@ def make_run_env(config: RunConfig, render_mode: str | None = None) -> gym.Env:
     """The run's cell as its policy sees it: with ``residual`` set, the policy's actions are
     residuals in [−1, 1] added to the cell's scripted controller (bad kwargs or scales raise
     a SchemaError naming them)."""
-    env = make_cell(config.env_id, config.env_kwargs, render_mode)
+    env = make_training_cell(config, render_mode)
     residual = residual_of(config)
     if residual is None:
         return env
@@ -31,6 +31,20 @@ def make_run_env(config: RunConfig, render_mode: str | None = None) -> gym.Env:
     except RobocellError as exc:
         env.close()
         raise SchemaError("residual.scale", str(exc).split(": ", 1)[-1]) from None
+
+
+def make_training_cell(config: RunConfig, render_mode: str | None = None) -> gym.Env:
+    """The run's cell, with its plant drawn every episode when the config has ``randomize``."""
+    env = make_cell(config.env_id, config.env_kwargs, render_mode)
+    if not config.randomize:
+        return env
+    from robocell.train.randomize import PlantRandomization
+
+    try:
+        return PlantRandomization(env, config.randomize)
+    except SchemaError:
+        env.close()
+        raise
 
 
 def residual_of(config: RunConfig) -> Residual | None:

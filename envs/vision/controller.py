@@ -79,12 +79,45 @@ class ScriptedSorter:
         """
         targets: dict[Any, float] = {}
         for xy, bin_name in self.detect(obs["image"]):
-            if self.grid is None:
-                targets[self.encode(xy, bin_name)] = 1.0
-                continue
-            for row, col, distance in self.grid.cells_near(xy, self.target_radius_m):
-                weight = float(np.exp(-0.5 * (distance / self.target_sigma_m) ** 2))
-                targets[self.grid.index(row, col, bin_name)] = weight
+            targets.update(self._targets_at(xy, bin_name))
+        return targets
+
+    def outcome_targets(
+        self, obs: dict[str, np.ndarray], action: Any, info: dict[str, Any]
+    ) -> dict[Any, float]:
+        """Right actions for the part this step picked, in the bin its outcome shows.
+
+        The step's reward terms say where the part went: its right bin (``correct``), or the
+        wrong one (``scrap``: a good part in NG, ``escape``: a defective part in OK); so the
+        picked part's right bin is known whichever bin was chosen (hindsight relabelling of
+        a two-bin choice). The targets are those of the detected part nearest the pick, in
+        that bin; after a step with no outcome (an empty pick, a part lost, nothing seen
+        near the pick) the sorter's own candidates.
+        """
+        xy, chosen = self._task.decode_action(action)
+        if info.get("reward/scrap", 0.0) < 0.0:
+            right = "ok"
+        elif info.get("reward/escape", 0.0) < 0.0:
+            right = "ng"
+        elif info.get("reward/correct", 0.0) > 0.0:
+            right = chosen
+        else:
+            return self.candidate_actions(obs)
+        seen = [centre for centre, _ in self.detect(obs["image"])]
+        near = [c for c in seen if np.linalg.norm(c - xy) <= PART_HALF_M[0]]
+        if not near:
+            return self.candidate_actions(obs)
+        return self._targets_at(min(near, key=lambda c: np.linalg.norm(c - xy)), right)
+
+    def _targets_at(self, xy: np.ndarray, bin_name: str) -> dict[Any, float]:
+        """On a pick grid every cell within ``target_radius_m`` of ``xy``, weighted
+        exp(−d² / 2σ²); else the action at ``xy``, weight 1."""
+        if self.grid is None:
+            return {self.encode(xy, bin_name): 1.0}
+        targets: dict[Any, float] = {}
+        for row, col, distance in self.grid.cells_near(xy, self.target_radius_m):
+            weight = float(np.exp(-0.5 * (distance / self.target_sigma_m) ** 2))
+            targets[self.grid.index(row, col, bin_name)] = weight
         return targets
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:

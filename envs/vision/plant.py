@@ -21,7 +21,7 @@ LINE_PARAMETERS = (
     LineParameter("lamp_level", "1", 1.0, 0.3, 1.5, "lamp output over nominal (ambient, diffuse)"),
     LineParameter("lamp_tilt_deg", "deg", 0.0, 0.0, 45.0, "lamp tilt added to the drawn tilt"),
     LineParameter(
-        "colour_jitter", "1", 0.05, 0.0, 0.2,
+        "colour_jitter", "1", 0.05, 0.0, 0.25,
         "the part batch's colour spread: uniform ± per RGB channel (0–1) of parts and tray",
     ),
 )  # fmt: skip
