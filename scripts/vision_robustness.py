@@ -26,6 +26,7 @@ SETTINGS: dict[str, dict[str, float]] = {
     "colour_jitter 0.10": {"colour_jitter": 0.10},
     "colour_jitter 0.15": {"colour_jitter": 0.15},
     "colour_jitter 0.20": {"colour_jitter": 0.20},
+    "colour_jitter 0.25": {"colour_jitter": 0.25},
     "light_tilt_deg 60": {"light_tilt_deg": 60.0},
     "light_level_jitter 0.4": {"light_level_jitter": 0.4},
     "tilt 60 + level 0.4 + colour 0.10": {
@@ -37,7 +38,8 @@ SETTINGS: dict[str, dict[str, float]] = {
 
 
 def play(env_id: str, kwargs: dict[str, Any], policy: Any, seeds: list[int]) -> dict[str, float]:
-    """Success rate and mean sort accuracy of ``policy`` (None: the scripted sorter)."""
+    """Success rate, mean sort accuracy, escape rate and energy per part of ``policy`` (None:
+    the scripted sorter)."""
     env = make_cell(env_id, kwargs)
     try:
         actor = make_controller(env_id, env.unwrapped) if policy is None else policy
@@ -48,6 +50,7 @@ def play(env_id: str, kwargs: dict[str, Any], policy: Any, seeds: list[int]) -> 
         "success": summary["success_rate"],
         "sort_accuracy": summary["mean/sort_accuracy"],
         "escape_rate": summary["mean/escape_rate"],
+        "energy_per_part_j": summary["mean/energy_per_part_j"],
     }
 
 
