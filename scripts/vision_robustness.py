@@ -1,6 +1,7 @@
 """Sort accuracy of vision bundles and of the classical sorter under stronger randomisation.
 
     python scripts/vision_robustness.py BUNDLE [BUNDLE ...] [--episodes 50] [--seed 2000000]
+        [--setting NAME ...]
 
 Every setting changes the look of the episodes (``colour_jitter``, ``light_tilt_deg``,
 ``light_level_jitter``: see ``robocell.envs.vision.scene.Appearance``) on top of each
@@ -60,11 +61,14 @@ def main() -> None:
     parser.add_argument("bundles", nargs="+")
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--seed", type=int, default=2_000_000)
+    parser.add_argument("--setting", action="append", choices=list(SETTINGS),
+                        help="play only these settings (default: all)")  # fmt: skip
     args = parser.parse_args()
     bundles = [load_bundle(path) for path in args.bundles]
     seeds = episode_seeds(args.seed, args.episodes)
     rows = []
-    for name, change in SETTINGS.items():
+    for name in args.setting or list(SETTINGS):
+        change = SETTINGS[name]
         row: dict[str, Any] = {"setting": name}
         base = {**bundles[0].env_kwargs, **change}
         row["sorter"] = play(bundles[0].env_id, base, None, seeds)
