@@ -12,3 +12,8 @@ CELL = CellSpec(
     controller="robocell.envs.peg.controller:SpiralSearchInserter",
     line_parameters=LINE_PARAMETERS,
 )
+
+# v1: the same cell, its impedance law on Pinocchio's model of the arm, compiled.
+CELL_V1 = CELL._replace(
+    env_id="robocell/PegInsert-v1", entry_point="robocell.envs.peg.env:PegInsertEnvV1"
+)

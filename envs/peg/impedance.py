@@ -22,6 +22,10 @@ the TCP moves at most a millimetre or so; with the set-point moving at up to 20 
 axis, the linearised torques differ from the exact law by at most 0.13 N·m at the end of a
 period (≈ 0.25 N at the TCP). In a static contact (the case the force limit cares about) the
 law is exact.
+
+:class:`CartesianImpedance` takes the model from PyBullet and evaluates the law with NumPy
+(``PegInsert-v0``); :mod:`robocell.envs.peg.impedance_compiled` runs the same law on
+Pinocchio's model, compiled (``PegInsert-v1``).
 """
 
 from __future__ import annotations
@@ -131,9 +135,7 @@ class CartesianImpedance:
     def update_model(self) -> None:
         """Refresh J, M, g and x and linearise the law about the current joint state."""
         robot, g = self.robot, self.gains
-        states = robot.joint_reading()[: robot.n_joints]
-        q = np.array([s[0] for s in states])
-        qd = np.array([s[1] for s in states])
+        q, qd = arm_state(robot)
         position, quat = robot.tcp_pose()
         jac = robot.jacobian(q)
         jac_t = jac.T
@@ -166,6 +168,12 @@ class CartesianImpedance:
     def torques(self, state: np.ndarray) -> np.ndarray:
         """Joint torques (N·m, before clipping) of the current law for ``state`` = [q; q̇]."""
         return self._offset - self._gain @ state
+
+
+def arm_state(robot: KukaIiwa) -> tuple[np.ndarray, np.ndarray]:
+    """The arm's joint positions (rad) and velocities (rad/s), from its shared joint reading."""
+    states = robot.joint_reading()[: robot.n_joints]
+    return np.array([s[0] for s in states]), np.array([s[1] for s in states])
 
 
 def rotation_error(quat: Sequence[float], target_quat: Sequence[float]) -> np.ndarray:
