@@ -126,7 +126,11 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-_BUILT_IN = (weld.CELL, peg.CELL, vision.CELL)
+# The motion cell is written with the public API (robocell.cells), which imports this module's
+# register_cell: it is imported once that exists.
+from robocell.envs import motion  # noqa: E402
+
+_BUILT_IN = (weld.CELL, peg.CELL, peg.CELL_V1, vision.CELL, motion.CELL)
 
 for _cell in _BUILT_IN:
     register_cell(_cell)

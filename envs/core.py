@@ -31,7 +31,7 @@ import numpy as np
 
 from robocell.envs.energy import EnergyMeter
 from robocell.envs.line_params import LineParameter, check_all, flatten
-from robocell.envs.robot import KukaIiwa
+from robocell.envs.robot import Robot
 from robocell.envs.sim import Sim, projection_matrix, view_matrix
 
 # A reset keeps the loaded robot and rebuilds everything else (Sim.clear), which steps bitwise
@@ -57,7 +57,7 @@ class Task(ABC):
     episode_time_s: float = 30.0
     reward_term_names: tuple[str, ...] = ()
 
-    def __init__(self, sim: Sim, robot: KukaIiwa) -> None:
+    def __init__(self, sim: Sim, robot: Robot) -> None:
         self.sim = sim
         self.robot = robot
         self.np_random = np.random.default_rng()
@@ -126,7 +126,7 @@ class CellEnv(gym.Env):
 
     Args:
         sim: the physics client (owned and closed by the env).
-        robot: the arm, not yet loaded.
+        robot: the arm, not yet loaded; the meter uses its energy constants.
         task: the cell's process.
         energy_weight: λ in reward = task terms − λ · energy_j (1/J).
         render_mode: ``None`` or ``"rgb_array"``.
@@ -144,7 +144,7 @@ class CellEnv(gym.Env):
     def __init__(
         self,
         sim: Sim,
-        robot: KukaIiwa,
+        robot: Robot,
         task: Task,
         energy_weight: float,
         render_mode: str | None = None,
@@ -159,7 +159,7 @@ class CellEnv(gym.Env):
         self.task = task
         self.energy_weight = float(energy_weight)
         self.render_mode = render_mode
-        self.meter = EnergyMeter()
+        self.meter = EnergyMeter(robot.arm.energy)  # the arm's drives, the cell's tools
         self.observation_space = task.observation_space
         self.action_space = task.action_space
         # Only a rendered physics client needs visual shapes; they cost time at every reset.

@@ -1,4 +1,10 @@
-"""The KUKA LBR iiwa 14 arm (URDF from ``pybullet_data``) with a rigid tool.
+"""The arms a cell can carry (URDFs from ``pybullet_data``), each with a rigid tool.
+
+:class:`Robot` is the interface every cell and task uses: joints, limits, motors, IK, the
+TCP, position and torque control. What differs between arms is data, an :class:`ArmSpec`
+(:data:`ARMS`: the KUKA LBR iiwa 14, the Franka Emika Panda, the UFactory xArm 6):
+its URDF, the links left out of it, the flange and the tool's mount on it, the motors' rated
+torques and speeds from the data sheet, a home posture and the drives' energy constants.
 
 The tool is welded into the arm's URDF as a real link (fixed joint to the flange), so a peg
 or a torch is part of the multibody, not a soft constraint; its tip is a ``tcp`` link, which
@@ -10,12 +16,14 @@ from __future__ import annotations
 import operator
 import os
 import tempfile
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from robocell.envs.energy import EnergyConstants
 from robocell.envs.sim import DATA_PATH, Sim, Vec3
 from robocell.util import atomic_write_text, sha256_bytes
 
@@ -24,7 +32,122 @@ IIWA_MAX_TORQUE_NM = (320.0, 320.0, 176.0, 176.0, 110.0, 40.0, 40.0)
 IIWA_MAX_SPEED_RAD_S = tuple(np.deg2rad((85.0, 85.0, 100.0, 75.0, 130.0, 135.0, 135.0)))
 # A tool-down posture in front of the robot, used as IK rest pose and start.
 IIWA_HOME = (0.0, 0.55, 0.0, -1.45, 0.0, 1.15, 0.0)
+# Franka Emika, "Datasheet Robot Arm & Control" (Panda, 2019) and the limits table of the
+# Franka Control Interface documentation: max joint torques (N·m) and speeds (rad/s). The
+# URDF's effort and velocity limits are the same numbers (tests/test_robots.py checks).
+PANDA_MAX_TORQUE_NM = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)
+PANDA_MAX_SPEED_RAD_S = (2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61)
+PANDA_HOME = (0.0, -0.02, 0.0, -1.99, 0.0, 1.97, 0.0)
+# UFactory xArm 6: max joint speed 180 °/s (UFactory, xArm user manual, specifications; the
+# same in its servo-mode guide). UFactory publishes no per-joint torques; these are the
+# effort limits of UFactory's own model (xarm_ros ``xarm6_robot.urdf``, 50/50/32/32/32/20).
+XARM6_MAX_TORQUE_NM = (50.0, 50.0, 32.0, 32.0, 32.0, 20.0)
+XARM6_MAX_SPEED_RAD_S = (np.pi,) * 6
+XARM6_HOME = (0.0, 0.26, -1.72, 0.0, 1.46, 0.0)
 TOOL_DOWN = (1.0, 0.0, 0.0, 0.0)  # quaternion (x, y, z, w): tool z-axis pointing down
+
+
+@dataclass(frozen=True)
+class ArmSpec:
+    """One arm model: its URDF, joints, motors, posture, tool mount and energy constants.
+
+    Attributes:
+        name: the arm's key in :data:`ARMS` (what a cell's ``robot=`` takes).
+        title: maker and model.
+        urdf: URDF path relative to ``pybullet_data``.
+        mesh_prefix: how the URDF's mesh file names start, and the folder (relative to the
+            URDF's) it stands for: the generated URDF uses absolute mesh paths.
+        flange_link: the link the tool is welded to.
+        mount_xyz_m: the tool's origin in the flange link's frame (m).
+        max_torque_nm: rated (maximum) joint torques, data sheet (N·m).
+        max_speed_rad_s: maximum joint speeds, data sheet (rad/s).
+        home: a tool-down posture in front of the robot (rad): IK seed and start.
+        home_tool_yaw_rad: the tool frame's yaw at home (rad; tool down, x-axis forward at 0).
+        reach_m: the maker's reach, base axis to flange (m).
+        energy: the drives' constants (efficiency, copper loss, standby); tools' keep the
+            defaults.
+        drop_links: links of the URDF left out with their joints (a hand, its fingers).
+        licence: the licence of the model's URDF and meshes.
+    """
+
+    name: str
+    title: str
+    urdf: str
+    mesh_prefix: tuple[str, str]
+    flange_link: str
+    mount_xyz_m: tuple[float, float, float]
+    max_torque_nm: tuple[float, ...]
+    max_speed_rad_s: tuple[float, ...]
+    home: tuple[float, ...]
+    home_tool_yaw_rad: float
+    reach_m: float
+    energy: EnergyConstants
+    drop_links: tuple[str, ...] = ()
+    licence: str = ""
+
+    @property
+    def n_joints(self) -> int:
+        """Number of the arm's actuated joints."""
+        return len(self.home)
+
+
+IIWA = ArmSpec(
+    name="iiwa",
+    title="KUKA LBR iiwa 14 R820",
+    urdf="kuka_iiwa/model.urdf",
+    mesh_prefix=("meshes/", "meshes"),
+    flange_link="lbr_iiwa_link_7",
+    mount_xyz_m=(0.0, 0.0, 0.045),
+    max_torque_nm=IIWA_MAX_TORQUE_NM,
+    max_speed_rad_s=IIWA_MAX_SPEED_RAD_S,
+    home=IIWA_HOME,
+    home_tool_yaw_rad=np.pi,
+    reach_m=0.82,
+    energy=EnergyConstants(),
+    licence="zlib (pybullet_data, Bullet Physics)",
+)
+PANDA = ArmSpec(
+    name="panda",
+    title="Franka Emika Panda",
+    urdf="franka_panda/panda.urdf",
+    mesh_prefix=("package://meshes/", "meshes"),
+    flange_link="panda_link8",
+    mount_xyz_m=(0.0, 0.0, 0.0),
+    max_torque_nm=PANDA_MAX_TORQUE_NM,
+    max_speed_rad_s=PANDA_MAX_SPEED_RAD_S,
+    home=PANDA_HOME,
+    home_tool_yaw_rad=0.0,
+    reach_m=0.855,
+    energy=EnergyConstants(),
+    drop_links=("panda_hand", "panda_leftfinger", "panda_rightfinger", "panda_grasptarget"),
+    licence="Apache-2.0 (franka_panda/LICENSE.txt)",
+)
+XARM6 = ArmSpec(
+    name="xarm6",
+    title="UFactory xArm 6",
+    urdf="xarm/xarm6_robot.urdf",
+    mesh_prefix=("package://xarm_description/meshes/", "xarm_description/meshes"),
+    flange_link="link6",
+    mount_xyz_m=(0.0, 0.0, 0.0),
+    max_torque_nm=XARM6_MAX_TORQUE_NM,
+    max_speed_rad_s=XARM6_MAX_SPEED_RAD_S,
+    home=XARM6_HOME,
+    home_tool_yaw_rad=0.0,
+    reach_m=0.7,
+    energy=EnergyConstants(),
+    drop_links=("world",),  # a massless root: the base link is the root
+    licence="BSD-3-Clause (UFactory xarm_ros, where pybullet_data's copy comes from)",
+)
+ARMS: dict[str, ArmSpec] = {arm.name: arm for arm in (IIWA, PANDA, XARM6)}
+
+
+def arm_spec(arm: ArmSpec | str) -> ArmSpec:
+    """The :class:`ArmSpec` of an arm or its name; ValueError naming the known arms."""
+    if isinstance(arm, ArmSpec):
+        return arm
+    if arm not in ARMS:
+        raise ValueError(f"robot must be one of {sorted(ARMS)}, got {arm!r}")
+    return ARMS[arm]
 
 
 @dataclass(frozen=True)
@@ -66,10 +189,28 @@ class JointState:
     tau: np.ndarray = field(default_factory=lambda: np.zeros(7))
 
 
-def _tool_urdf(tool: Tool) -> str:
-    base = (Path(DATA_PATH) / "kuka_iiwa" / "model.urdf").read_text()
-    mesh_dir = Path(DATA_PATH) / "kuka_iiwa" / "meshes"
-    base = base.replace('filename="meshes/', f'filename="{mesh_dir}/')
+def _arm_urdf(arm: ArmSpec) -> str:
+    """The arm's URDF text with absolute mesh paths and without its ``drop_links``."""
+    path = Path(DATA_PATH) / arm.urdf
+    prefix, folder = arm.mesh_prefix
+    text = path.read_text().replace(f'filename="{prefix}', f'filename="{path.parent / folder}/')
+    if not arm.drop_links:
+        return text
+    root = ET.fromstring(text)
+    for element in list(root):
+        if element.tag == "link":
+            links = [element.get("name")]
+        elif element.tag == "joint":
+            links = [end.get("link") for end in (element.find("parent"), element.find("child"))]
+        else:
+            continue
+        if set(links) & set(arm.drop_links):
+            root.remove(element)
+    return ET.tostring(root, encoding="unicode")
+
+
+def _tool_urdf(tool: Tool, arm: ArmSpec) -> str:
+    base = _arm_urdf(arm)
     half = tool.length_m / 2.0
     inertia = tool.mass_kg * tool.length_m**2 / 12.0
     collision = (
@@ -79,6 +220,7 @@ def _tool_urdf(tool: Tool) -> str:
         else ""
     )
     r, g, b, a = tool.rgba
+    mount = " ".join(f"{v:g}" for v in arm.mount_xyz_m)
     links = f"""
   <link name="{tool.name}">
     <inertial><origin xyz="0 0 {half}"/><mass value="{tool.mass_kg}"/>
@@ -89,8 +231,8 @@ def _tool_urdf(tool: Tool) -> str:
     {collision}
   </link>
   <joint name="{tool.name}_mount" type="fixed">
-    <parent link="lbr_iiwa_link_7"/><child link="{tool.name}"/>
-    <origin xyz="0 0 0.045"/>
+    <parent link="{arm.flange_link}"/><child link="{tool.name}"/>
+    <origin xyz="{mount}"/>
   </joint>
   <link name="tcp">
     <inertial><mass value="0.001"/>
@@ -103,13 +245,14 @@ def _tool_urdf(tool: Tool) -> str:
     return base.replace("</robot>", links)
 
 
-def tool_urdf_path(tool: Tool) -> str:
-    """Path of the arm-with-tool URDF (written once per tool into the temp directory)."""
-    text = _tool_urdf(tool)
+def tool_urdf_path(tool: Tool, arm: ArmSpec | str = IIWA) -> str:
+    """Path of the arm-with-tool URDF (written once per arm and tool into the temp directory)."""
+    arm = arm_spec(arm)
+    text = _tool_urdf(tool, arm)
     path = (
         Path(tempfile.gettempdir())
         / "robocell-urdf"
-        / f"iiwa-{sha256_bytes(text.encode())[:16]}.urdf"
+        / f"{arm.name}-{sha256_bytes(text.encode())[:16]}.urdf"
     )
     if not path.exists():
         atomic_write_text(path, text)
@@ -126,35 +269,42 @@ def _column(rows: list[tuple], field: operator.itemgetter) -> np.ndarray:
     return np.fromiter(map(field, joints), float, len(joints)).reshape(len(rows), -1)
 
 
-class KukaIiwa:
-    """A KUKA LBR iiwa 14 with a rigid tool, position- or torque-controlled.
+class Robot:
+    """An arm of :data:`ARMS` with a rigid tool, position- or torque-controlled.
 
     Args:
         sim: the simulation to live in.
         tool: the tool on the flange.
+        arm: the arm, an :class:`ArmSpec` or its name in :data:`ARMS`.
         base_position: where the robot base stands (m).
         name: body name in the simulation.
     """
 
-    n_joints = 7
-
     def __init__(
-        self, sim: Sim, tool: Tool, base_position: Vec3 = (0.0, 0.0, 0.0), name: str = "robot"
+        self,
+        sim: Sim,
+        tool: Tool,
+        arm: ArmSpec | str = IIWA,
+        base_position: Vec3 = (0.0, 0.0, 0.0),
+        name: str = "robot",
     ) -> None:
+        self.arm = arm_spec(arm)
         self.sim = sim
         self.tool = tool
         self.name = name
         self.base_position = tuple(base_position)
-        self.urdf_path = tool_urdf_path(tool)
-        self.max_torque_nm = np.asarray(IIWA_MAX_TORQUE_NM)
-        self.max_speed_rad_s = np.asarray(IIWA_MAX_SPEED_RAD_S)
+        self.n_joints = self.arm.n_joints
+        self.home = self.arm.home
+        self.urdf_path = tool_urdf_path(tool, self.arm)
+        self.max_torque_nm = np.asarray(self.arm.max_torque_nm)
+        self.max_speed_rad_s = np.asarray(self.arm.max_speed_rad_s)
         self.torque_control = False
         self.joint_friction_nm = 0.0  # Coulomb friction per joint under torque control
         self._commanded_tau = np.zeros(self.n_joints)
         self._max_torque_neg = -self.max_torque_nm
 
-    def load(self, q: Sequence[float] = IIWA_HOME) -> None:
-        """Create the robot in the (freshly reset) simulation at joint positions ``q``."""
+    def load(self, q: Sequence[float] | None = None) -> None:
+        """Create the robot in the (freshly reset) simulation at ``q`` (default: home)."""
         self.sim.load_urdf(self.name, self.urdf_path, self.base_position, fixed_base=True)
         self.sim.exclude_self_pairs(self.name)
         joints = self.sim.joints(self.name)
@@ -162,7 +312,7 @@ class KukaIiwa:
         self.lower = np.asarray([joints[i].lower for i in self.joint_indices])
         self.upper = np.asarray([joints[i].upper for i in self.joint_indices])
         self.tcp_link = self.sim.link_index(self.name, "tcp")
-        self.flange_link = self.joint_indices[-1]
+        self.flange_link = self.sim.link_index(self.name, self.arm.flange_link)
         self._read_joints = list(self.joint_indices)
         self._bind_hot_calls()
         self.restart(q)
@@ -173,15 +323,15 @@ class KukaIiwa:
         self._reading: tuple = ()
         self._reading_version = self._tcp_version = -1
 
-    def restart(self, q: Sequence[float] = IIWA_HOME) -> None:
-        """Put the loaded arm back as :meth:`load` leaves it: at ``q``, at rest, held there.
+    def restart(self, q: Sequence[float] | None = None) -> None:
+        """Put the loaded arm back as :meth:`load` leaves it: at ``q`` (home), at rest, held.
 
         Dynamics a task changes on the arm (a link's friction, joint damping) stay as the
         task left them; tasks set theirs at every reset, before the first physics step.
         """
         self.torque_control = False
         self._commanded_tau = np.zeros(self.n_joints)
-        self.reset_joints(q)
+        self.reset_joints(self.home if q is None else q)
 
     def reset_joints(self, q: Sequence[float]) -> None:
         """Teleport the arm to ``q`` and hold it there under position control."""
@@ -296,10 +446,40 @@ class KukaIiwa:
         return tau
 
     def jacobian(self, q: Sequence[float]) -> np.ndarray:
-        """6 × 7 geometric Jacobian of the TCP (linear rows first)."""
+        """6 × n geometric Jacobian of the TCP (linear rows first)."""
         lin, ang = self.sim.jacobian(self.name, self.tcp_link, q)
         return np.vstack([lin, ang])
 
     def gravity_torques(self, q: Sequence[float], qd: Sequence[float]) -> np.ndarray:
         """Torques (N·m) that hold the arm against gravity and Coriolis forces at (q, qd)."""
         return self.sim.inverse_dynamics(self.name, q, qd, [0.0] * self.n_joints)
+
+
+class KukaIiwa(Robot):
+    """The KUKA LBR iiwa 14 with a rigid tool: :class:`Robot` with ``arm="iiwa"``."""
+
+    def __init__(
+        self, sim: Sim, tool: Tool, base_position: Vec3 = (0.0, 0.0, 0.0), name: str = "robot"
+    ) -> None:
+        super().__init__(sim, tool, IIWA, base_position, name)
+
+
+def require_arm(arm: ArmSpec, cell: str, min_reach_m: float = 0.0, min_joints: int = 0) -> None:
+    """ValueError naming the cell, the arm and why, where the arm cannot serve the cell.
+
+    Args:
+        arm: the arm asked for.
+        cell: the cell's env id, for the message.
+        min_reach_m: the reach (data sheet, base axis to flange) the cell's workspace needs.
+        min_joints: the joints the cell's controller needs (7: a null space for the elbow).
+    """
+    if arm.reach_m < min_reach_m:
+        raise ValueError(
+            f"{cell} cannot run with robot={arm.name!r}: the {arm.title} reaches "
+            f"{arm.reach_m:.3f} m and the cell's workspace needs {min_reach_m:.3f} m"
+        )
+    if arm.n_joints < min_joints:
+        raise ValueError(
+            f"{cell} cannot run with robot={arm.name!r}: the {arm.title} has {arm.n_joints} "
+            f"joints and the cell's controller needs {min_joints}"
+        )

@@ -7,8 +7,10 @@ import pytest
 
 from robocell.envs.energy import EnergyConstants
 from robocell.envs.peg.controller import SpiralSearchInserter
-from robocell.envs.peg.env import PegInsertEnv
+from robocell.envs.peg.env import PegInsertEnv, PegInsertEnvV1
 from robocell.envs.peg.fixture import HoleGeometry
+from robocell.envs.peg.impedance import CartesianImpedance
+from robocell.envs.peg.impedance_compiled import law_torques
 from robocell.envs.peg.task import PEG, SUCCESS_DEPTH_MM
 from robocell.envs.rollout import episode_seeds, run_episode, summarize
 from robocell.envs.sim import rotation_matrix
@@ -313,3 +315,40 @@ def test_linearised_law_stays_close_to_the_exact_one() -> None:
         task.compute_reward_terms()
     env.close()
     assert worst_nm < 0.3
+
+
+# ---------------------------------------------------------------------- v1: Pinocchio, compiled
+def test_v1s_compiled_law_is_v0s_law_on_pinocchios_model() -> None:
+    """At the same states the compiled law on Pinocchio's model gives v0's torques."""
+    env = PegInsertEnvV1()
+    env.reset(seed=13)
+    task, compiled = env.task, env.task.controller
+    bullet = CartesianImpedance(env.robot, task.gains, rest_posture=compiled._rest)
+    bullet.reset(compiled.setpoint_quat)  # (already under torque control: changes nothing)
+    worst_nm = 0.0
+    for k in range(20):
+        env.step(np.array([1.0, -1.0, -1.0 if k < 10 else 1.0], np.float32))
+        bullet.setpoint_m, bullet.setpoint_quat = compiled.setpoint_m, compiled.setpoint_quat
+        compiled.update_model()
+        bullet.update_model()
+        states = env.robot.joint_reading()
+        x = np.array([s[0] for s in states[:7]] + [s[1] for s in states[:7]])
+        tau_nm = law_torques(states, compiled._offset, compiled._gain)
+        assert tau_nm == pytest.approx(compiled.torques(x), abs=1e-9)  # the per-step call
+        # The gains (A, B: from J and M alone) agree to rounding; the torques see PyBullet's
+        # single-precision TCP pose (~5e-8 m × 2000 N/m, 1e-7 rad × 100 N·m/rad) in v0's error.
+        assert compiled._gain == pytest.approx(bullet._gain, rel=1e-9, abs=1e-9)
+        worst_nm = max(worst_nm, np.abs(tau_nm - bullet.torques(x)).max())
+    env.close()
+    assert worst_nm < 1e-3
+
+
+def test_v1s_spiral_search_succeeds_as_on_v0() -> None:
+    seeds = episode_seeds(100, 10)
+    summaries = []
+    for env in (PegInsertEnv(), PegInsertEnvV1()):
+        summaries.append(summarize([run_episode(env, SpiralSearchInserter(env), s) for s in seeds]))
+        env.close()
+    v0, v1 = summaries
+    assert v1["success_rate"] == v0["success_rate"] >= 0.8
+    assert v1["mean/energy_j"] == pytest.approx(v0["mean/energy_j"], rel=0.05)

@@ -18,7 +18,13 @@ from robocell.envs.rollout import run_episode, summarize
 MAIN_DIGESTS = {
     "robocell/WeldSeam-v1": "2cdd2a27aea37d8d4769a1e1964be8b47442e9ae0dae3e36d45efb43d3a119cc",
     "robocell/PegInsert-v0": "448b87e60042da2dccb62e7d7591dcd36424f2a96aa4741d0666b76be60dae25",
+    # v1 (the impedance law on Pinocchio's model) was made after them: its digest at release.
+    "robocell/PegInsert-v1": "de65b6bb7a1381b27b9e296b6d392fce4dae2100ec9fd39661af9ce4cdb82c5a",
     "robocell/VisionSort-v1": "e424bdd2bac88ec13f4f362c819a61ab27c9531c78181c37ba4760e1c39584ce",
+    # The motion cell was made with its plant parameters: its digest at release.
+    "robocell/MotionTransfer-v0": (
+        "fe235014a0112601c6b0599afc7ab37a36cd56241cb33273dcca1c2629fded78"
+    ),
 }
 
 

@@ -18,6 +18,7 @@ from robocell.eval.spec import load_spec, parse_spec, spec_data, spec_digest
 from robocell.eval.stats import clopper_pearson_lower, wilson_interval
 
 WELD, PEG, VISION = "robocell/WeldSeam-v1", "robocell/PegInsert-v0", "robocell/VisionSort-v1"
+MOTION = "robocell/MotionTransfer-v0"
 # Each cell's condition metrics and their documented ranges (env docstrings, default kwargs).
 CONDITIONS: dict[str, dict[str, tuple[float, float]]] = {
     WELD: {
@@ -33,6 +34,7 @@ CONDITIONS: dict[str, dict[str, tuple[float, float]]] = {
         "light_level": (0.8, 1.2),
         "colour_jitter": (0.0, 0.05),
     },
+    MOTION: {"takt_s": (5.5, 9.0)},
 }
 # Kwargs that pin the randomisation, and the conditions the cell must then report.
 PINNED: dict[str, tuple[dict[str, Any], dict[str, float]]] = {
@@ -48,6 +50,7 @@ PINNED: dict[str, tuple[dict[str, Any], dict[str, float]]] = {
         {"parts": [4, 4], "light_tilt_deg": 0.0, "light_level_jitter": 0.0, "colour_jitter": 0.0},
         {"parts": 4.0, "light_tilt_deg": 0.0, "light_level": 1.0, "colour_jitter": 0.0},
     ),
+    MOTION: ({"takt_s": [7.0, 7.0]}, {"takt_s": 7.0}),
 }
 
 

@@ -1,19 +1,20 @@
-"""The assembly cell: ``robocell/PegInsert-v0``."""
+"""The assembly cell: ``robocell/PegInsert-v0`` and ``robocell/PegInsert-v1``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from robocell.envs.core import CellEnv
 from robocell.envs.peg.ft_sensor import FTSensorSpec
-from robocell.envs.peg.impedance import ImpedanceGains
+from robocell.envs.peg.impedance import CartesianImpedance, ImpedanceGains
 from robocell.envs.peg.plant import LINE_PARAMETERS
 from robocell.envs.peg.task import OBSERVATION_FIELDS, PEG, PegInsertTask
-from robocell.envs.robot import KukaIiwa
+from robocell.envs.robot import Robot, arm_spec, require_arm
 from robocell.envs.sim import Sim
 
-__all__ = ["OBSERVATION_FIELDS", "PegInsertEnv", "PegInsertTask"]
+__all__ = ["OBSERVATION_FIELDS", "PegInsertEnv", "PegInsertEnvV1", "PegInsertTask"]
 
 
 class PegInsertEnv(CellEnv):
@@ -83,7 +84,8 @@ class PegInsertEnv(CellEnv):
     ``chamfer_mm`` (0 ≤ c < 5, default 2), ``position_error_mm`` (default 4),
     ``force_limit_n`` (default 50), ``stiffness_n_m`` (2000), ``damping_n_s_m`` (200),
     ``rot_stiffness_nm_rad`` (100, < 120 for stability), ``rot_damping_nms_rad`` (2),
-    ``force_noise_n`` (0.1), ``torque_noise_nm`` (0.003), ``render_mode``.
+    ``force_noise_n`` (0.1), ``torque_noise_nm`` (0.003), ``render_mode``, ``robot`` (the
+    arm: ``"iiwa"``, the default, ``"panda"`` or ``"xarm6"``; see docs/CELLS.md, "Arms").
 
     Plant parameters (``configure`` changes them between episodes): ``clearance_mm`` (mm,
     0.05 … 2, hole wear) and ``joint_friction_nm`` (N·m, 0 … 5, default 0: Coulomb friction
@@ -92,6 +94,10 @@ class PegInsertEnv(CellEnv):
 
     ## Version History
     - v0: initial release.
+    - v1: the impedance controller's model (TCP Jacobian, mass matrix, gravity and Coriolis
+      torques, TCP pose) comes from Pinocchio on the same URDF instead of PyBullet, and its
+      law is compiled (numba), for speed (:class:`PegInsertEnvV1`). The models agree to
+      1e-14, so the physics is the same but episodes differ from v0's in the last bits.
     """
 
     observation_fields = OBSERVATION_FIELDS
@@ -128,7 +134,12 @@ class PegInsertEnv(CellEnv):
         torque_noise_nm: float = 0.003,
         render_mode: str | None = None,
         joint_friction_nm: float = 0.0,
+        robot: str = "iiwa",
     ) -> None:
+        spec = arm_spec(robot)
+        # The impedance law was built for a 7-joint arm (the elbow held in the null space);
+        # on the 6-joint xArm 6 the first physics step already blows up.
+        require_arm(spec, "robocell/PegInsert", min_joints=7)
         values = self.check_line_values(
             clearance_mm=clearance_mm, joint_friction_nm=joint_friction_nm
         )
@@ -139,19 +150,20 @@ class PegInsertEnv(CellEnv):
         sensor = FTSensorSpec(force_noise_n, torque_noise_nm)
         sensor.validate()
         sim = Sim()
-        robot = KukaIiwa(sim, PEG)
+        arm = Robot(sim, PEG, spec)
         try:
             task = PegInsertTask(
                 sim,
-                robot,
+                arm,
                 clearance_mm,
                 chamfer_mm,
                 position_error_mm,
                 force_limit_n,
                 gains,
                 sensor,
+                impedance=self._impedance(arm),
             )
-            super().__init__(sim, robot, task, energy_weight, render_mode, values)
+            super().__init__(sim, arm, task, energy_weight, render_mode, values)
             self.apply_line_values(values)
         except ValueError:
             sim.close()  # a rejected argument must not leak the physics client
@@ -163,3 +175,34 @@ class PegInsertEnv(CellEnv):
             self.task.set_clearance(float(values["clearance_mm"]))
         if "joint_friction_nm" in values:
             self.robot.joint_friction_nm = float(values["joint_friction_nm"])
+
+    def _impedance(self, robot: Robot) -> Callable[..., CartesianImpedance]:
+        """What makes the impedance controller: PyBullet's model, NumPy's law (v0)."""
+        return CartesianImpedance
+
+
+class PegInsertEnvV1(PegInsertEnv):
+    """Insert a peg into a chamfered hole found by touch: v0's cell on Pinocchio's arm model.
+
+    ``robocell/PegInsert-v1``. Every section of :class:`PegInsertEnv`'s docstring holds
+    (Description, Action Space, Observation Space, Rewards, Starting State, Episode End);
+    only the impedance controller's model of the arm and how its law is evaluated differ.
+
+    ## Arguments
+    As :class:`PegInsertEnv`, the plant parameters ``clearance_mm`` and
+    ``joint_friction_nm`` included.
+
+    ## Version History
+    - v1: the controller's TCP Jacobian, mass matrix, gravity and Coriolis torques and TCP
+      pose come from Pinocchio on the arm's URDF, its linearisation and per-physics-step law
+      are compiled (numba): :mod:`robocell.envs.peg.impedance_compiled`.
+    """
+
+    def _impedance(self, robot: Robot) -> Callable[..., CartesianImpedance]:
+        """The compiled law on the arm's Pinocchio model (built once per env)."""
+        # Imported here: numba and Pinocchio cost about 1.5 s to import, which v0 never pays.
+        from robocell.envs.arm_model import ArmModel
+        from robocell.envs.peg.impedance_compiled import CompiledImpedance
+
+        model = ArmModel(robot.urdf_path, robot.base_position)
+        return functools.partial(CompiledImpedance, model=model)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ from robocell.envs.core import Task
 from robocell.envs.peg.fixture import HoleGeometry
 from robocell.envs.peg.ft_sensor import FTSensorSpec, WristFTSensor, contact_wrench
 from robocell.envs.peg.impedance import CartesianImpedance, ImpedanceGains
-from robocell.envs.robot import KukaIiwa, Tool
+from robocell.envs.robot import Robot, Tool
 from robocell.envs.sim import (
     DEFAULT_CONTACT_BREAKING_THRESHOLD,
     Sim,
@@ -82,6 +83,9 @@ class PegInsertTask(Task):
         sensor: wrist force/torque sensor noise.
         hole_range_mm: the true hole lies within ± this (x and y) of :data:`HOLE_CENTRE_M`.
         hole_yaw_range_deg: the hole's yaw lies within ± this.
+        impedance: makes the impedance controller at each reset, called as
+            ``impedance(robot, gains, extra_joints=[…])``: :class:`CartesianImpedance`
+            (PyBullet's model, ``PegInsert-v0``) or one on Pinocchio's model (v1).
     """
 
     control_period_s = 0.05
@@ -91,7 +95,7 @@ class PegInsertTask(Task):
     def __init__(
         self,
         sim: Sim,
-        robot: KukaIiwa,
+        robot: Robot,
         clearance_mm: float = 0.5,
         chamfer_mm: float = 2.0,
         position_error_mm: float = 4.0,
@@ -100,6 +104,7 @@ class PegInsertTask(Task):
         sensor: FTSensorSpec | None = None,
         hole_range_mm: float = 50.0,
         hole_yaw_range_deg: float = 30.0,
+        impedance: Callable[..., CartesianImpedance] = CartesianImpedance,
     ) -> None:
         super().__init__(sim, robot)
         _check_range("clearance_mm", clearance_mm, 0.0, PEG_HALF_MM, low_open=True)
@@ -116,6 +121,7 @@ class PegInsertTask(Task):
         self.sensor_spec.validate()
         self.hole_range_mm = hole_range_mm
         self.hole_yaw_range_rad = np.deg2rad(hole_yaw_range_deg)
+        self.impedance = impedance
         self.physics_steps = round(self.control_period_s / sim.timestep_s)
         self.action_space = spaces.Box(-1.0, 1.0, (3,), np.float32)
         self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
@@ -167,7 +173,7 @@ class PegInsertTask(Task):
             q = robot.ik(start_m, orientation)
         robot.reset_joints(q)
         # The set-point starts where the TCP is (IK leaves a few µm), square to the hole.
-        self.controller = CartesianImpedance(robot, self.gains, extra_joints=[self.tool_link])
+        self.controller = self.impedance(robot, self.gains, extra_joints=[self.tool_link])
         self.controller.reset(orientation)
         self.sensor = WristFTSensor(
             self.sim, robot.name, self.tool_link, self.sensor_spec, self.np_random

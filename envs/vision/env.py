@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from robocell.envs.core import CellEnv
-from robocell.envs.robot import KukaIiwa
+from robocell.envs.robot import Robot, arm_spec, require_arm
 from robocell.envs.sim import Sim
 from robocell.envs.vision.camera import OverheadCamera, RenderClient
 from robocell.envs.vision.pick_grid import PickGrid
@@ -39,15 +39,18 @@ from robocell.envs.vision.task import (
     VisionSortTask,
 )
 
+# The tray's far corners lie 0.72 m out: the xArm 6 (0.70 m) misses a part there by 73 mm.
+MIN_REACH_M = 0.75
+
 
 class VisionSortEnv(CellEnv):
     """Sort good and defective parts from a tray into two bins, guided by an overhead camera.
 
     ## Description
-    A KUKA LBR iiwa 14 with a suction cup stands before a tray holding 3–5 parts
-    (40 × 40 × 20 mm blocks) at random, non-touching poses. Each part is defective with
-    probability ``defect_rate``: either a dark mark (12 mm square) on its top face or a
-    discoloured (heat-tinted, corroded) body. An overhead camera (84 × 84 RGB by default)
+    A KUKA LBR iiwa 14 (or another arm: ``robot``) with a suction cup stands before a tray
+    holding 3–5 parts (40 × 40 × 20 mm blocks) at random, non-touching poses. Each part is
+    defective with probability ``defect_rate``: either a dark mark (12 mm square) on its top
+    face or a discoloured (heat-tinted, corroded) body. An overhead camera (84 × 84 RGB by default)
     sees the tray; the policy must find the parts in the image, judge each one and put it
     into the OK bin (the robot's left) or the NG bin (its right). Every env step is a whole
     pick-and-place cycle run in physics (2.9 s at 60 Hz): move above the pick point,
@@ -121,14 +124,15 @@ class VisionSortEnv(CellEnv):
     side; default 2 × ``image_size``), ``image_size`` (pixels, square), ``depth`` (add the
     depth channel), ``light_tilt_deg``, ``light_level_jitter``, ``colour_jitter`` (0 turns
     each randomisation off),
-    ``render_mode`` (None or "rgb_array": an oblique view of the whole cell).
+    ``render_mode`` (None or "rgb_array": an oblique view of the whole cell), ``robot`` (the
+    arm: ``"iiwa"``, the default, ``"panda"`` or ``"xarm6"``; see docs/CELLS.md, "Arms").
 
     Plant parameters (hidden from the controller; ``configure`` changes them between
     episodes): ``camera_tilt_deg`` (deg, −10 … 10, the camera's rotation off its mount about
     the world y axis), ``camera_shift_mm`` (mm, x and y, −50 … 50 each, its shift off the
     mount), ``lamp_level`` (lamp output over nominal, 0.3 … 1.5), ``lamp_tilt_deg`` (deg,
     0 … 45, added to the drawn light tilt), ``colour_jitter`` (above: the part batch's colour
-    spread, 0 … 0.2). The belief (the calibration): ``believed_camera_shift_mm`` (mm, x, y,
+    spread, 0 … 0.25). The belief (the calibration): ``believed_camera_shift_mm`` (mm, x, y,
     z) and ``believed_camera_rotation_deg`` (deg, extrinsic x, y, z Euler angles), the camera
     pose off its mount the pick grid and the scripted sorter map the image through. The
     image is rendered through the true camera; with belief = truth = 0 the cell is as it was.
@@ -164,7 +168,10 @@ class VisionSortEnv(CellEnv):
         lamp_tilt_deg: float = 0.0,
         believed_camera_shift_mm: tuple[float, float, float] | list[float] = (0.0, 0.0, 0.0),
         believed_camera_rotation_deg: tuple[float, float, float] | list[float] = (0.0, 0.0, 0.0),
+        robot: str = "iiwa",
     ) -> None:
+        arm = arm_spec(robot)
+        require_arm(arm, "robocell/VisionSort-v1", min_reach_m=MIN_REACH_M)
         low, high = (int(n) for n in parts)
         if not 1 <= low <= high <= MAX_PARTS:
             raise ValueError(f"parts must be (min, max) with 1 <= min <= max <= 5, got {parts}")
@@ -194,13 +201,19 @@ class VisionSortEnv(CellEnv):
         grid = self._believed_grid(camera)
         self.action_fields = CONTINUOUS_FIELDS if grid is None else GRID_FIELDS
         sim = Sim(timestep_s=PHYSICS_STEP_S)
-        render_client, planner = RenderClient(camera, depth), ArmPlanner(SUCTION_CUP)
+        render_client, planner = RenderClient(camera, depth), ArmPlanner(SUCTION_CUP, arm)
         try:
-            robot = KukaIiwa(sim, SUCTION_CUP)
             task = VisionSortTask(
-                sim, robot, render_client, planner, (low, high), defect_rate, look, grid
+                sim,
+                Robot(sim, SUCTION_CUP, arm),
+                render_client,
+                planner,
+                (low, high),
+                defect_rate,
+                look,
+                grid,
             )
-            super().__init__(sim, robot, task, energy_weight, render_mode, values)
+            super().__init__(sim, task.robot, task, energy_weight, render_mode, values)
             self.apply_line_values(values)
         except Exception:
             for client in (sim, render_client, planner):

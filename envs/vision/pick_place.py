@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robocell.envs.robot import IIWA_HOME, IIWA_MAX_SPEED_RAD_S, KukaIiwa, Tool
+from robocell.envs.robot import IIWA, IIWA_MAX_SPEED_RAD_S, ArmSpec, Robot, Tool
 from robocell.envs.sim import Sim, quat_from_euler, rotation_matrix
 
 
@@ -44,15 +44,20 @@ RAMP = 0.2  # trapezoidal speed profile: accelerate over the first 20 %, brake o
 
 
 def joint_move(
-    q_from: np.ndarray, q_to: np.ndarray, steps: int, dt_s: float
+    q_from: np.ndarray,
+    q_to: np.ndarray,
+    steps: int,
+    dt_s: float,
+    max_speed_rad_s: Sequence[float] = IIWA_MAX_SPEED_RAD_S,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Joint positions and velocities (steps × joints) of a synchronised move, then a hold.
 
     All joints follow one trapezoidal speed profile (peak speed 1.25 × mean); the move lasts
-    as long as its slowest joint needs at its rated speed, at most ``steps`` physics steps.
+    as long as its slowest joint needs at its rated speed (``max_speed_rad_s``, the arm's),
+    at most ``steps`` physics steps.
     """
     peak = 1.0 / (1.0 - RAMP)
-    need_s = float(np.max(peak * np.abs(q_to - q_from) / np.asarray(IIWA_MAX_SPEED_RAD_S)))
+    need_s = float(np.max(peak * np.abs(q_to - q_from) / np.asarray(max_speed_rad_s)))
     moving = int(np.clip(np.ceil(need_s / dt_s), 1, steps))
     s = np.minimum(np.arange(1, steps + 1) / moving, 1.0)
     rest = 1.0 - s
@@ -73,19 +78,21 @@ class ArmPlanner:
     short; here every solve starts from an explicit seed posture (the home posture turned
     towards the target) and runs damped Newton steps on the copy. Results are exact to
     micrometres and depend on the target alone, so the redundant elbow cannot drift from
-    one pick to the next. The tool's yaw follows the arm's base angle (the cup is round).
+    one pick to the next. The tool's yaw follows the arm's base angle from its home yaw (the cup
+    is round).
     """
 
-    def __init__(self, tool: Tool) -> None:
+    def __init__(self, tool: Tool, arm: ArmSpec | str = IIWA) -> None:
         self.sim = Sim(simple_broadphase=False)  # never stepped
-        self.arm = KukaIiwa(self.sim, tool)
+        self.arm = Robot(self.sim, tool, arm)
         self.arm.load()
 
     def solve(self, position: Sequence[float], seed: np.ndarray | None = None) -> np.ndarray:
         """Joint positions that put the TCP at ``position``, tool pointing down."""
         yaw = float(np.arctan2(position[1], position[0]))
-        target = rotation_matrix(quat_from_euler(np.pi, 0.0, yaw + np.pi))
-        q = np.array(IIWA_HOME) if seed is None else np.array(seed, dtype=float)
+        tool_yaw = yaw + self.arm.arm.home_tool_yaw_rad
+        target = rotation_matrix(quat_from_euler(np.pi, 0.0, tool_yaw))
+        q = np.array(self.arm.home) if seed is None else np.array(seed, dtype=float)
         if seed is None:
             q[0] = yaw
         goal = np.asarray(position, dtype=float)

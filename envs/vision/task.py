@@ -9,7 +9,7 @@ from gymnasium import spaces
 
 from robocell.envs.core import Task
 from robocell.envs.energy import EnergyMeter
-from robocell.envs.robot import KukaIiwa
+from robocell.envs.robot import Robot
 from robocell.envs.sim import Sim, quat_from_euler, rotation_matrix
 from robocell.envs.sim_types import Light
 from robocell.envs.vision.camera import RenderClient
@@ -90,7 +90,7 @@ class VisionSortTask(Task):
     def __init__(
         self,
         sim: Sim,
-        robot: KukaIiwa,
+        robot: Robot,
         render_client: RenderClient,
         planner: ArmPlanner,
         parts: tuple[int, int] = (3, 5),
@@ -191,7 +191,7 @@ class VisionSortTask(Task):
         waypoints = [self._q_end, self._q_above, q_down, q_down, self._q_above, q_bin, q_bin]
         steps = np.diff(self._phase_ends, prepend=0)
         moves = [
-            joint_move(q0, q1, n, self.sim.timestep_s)
+            joint_move(q0, q1, n, self.sim.timestep_s, self.robot.max_speed_rad_s)
             for q0, q1, n in zip(waypoints[:-1], waypoints[1:], steps, strict=True)
         ]
         self._targets = np.concatenate([move[0] for move in moves])

@@ -6,24 +6,29 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from robocell.envs.core import CellEnv
-from robocell.envs.robot import KukaIiwa
+from robocell.envs.robot import Robot, arm_spec, require_arm
 from robocell.envs.sim import Sim
 from robocell.envs.weld.plant import BELIEF_PARAMETERS, LINE_PARAMETERS, true_tip_offset_mm
 from robocell.envs.weld.reward import WeldRewardSpec
 from robocell.envs.weld.seam import SHAPES
 from robocell.envs.weld.task import OBSERVATION_FIELDS, TORCH, WeldSeamTask
 
+# The far end of the longest seam on the farthest plate lies 0.77 m out, torch down 0.18 m
+# above: the xArm 6 (0.70 m) stalls 11 mm short of it.
+MIN_REACH_M = 0.8
+
 
 class WeldSeamEnv(CellEnv):
     """Arc-weld a seam on a fixtured plate, found with a noisy laser seam tracker.
 
     ## Description
-    A KUKA LBR iiwa 14 carries a GMAW torch. A seam (straight, arc or S-curve, 120–250 mm)
-    lies on a plate whose pose is randomised (±20 mm, ±20° yaw around the fixture). The
-    policy is told that nominal (CAD) pose, but the plate really sits up to ±3 mm (and
-    ±1 mm in height) away from it: only the seam tracker reveals the real seam. The torch
-    starts 25 mm above the nominal seam start. It must descend to the 12 mm standoff, strike
-    the arc, travel the seam inside the welding procedure's tolerances and stop at its end.
+    A KUKA LBR iiwa 14 (or another arm: ``robot``) carries a GMAW torch. A seam (straight,
+    arc or S-curve, 120–250 mm) lies on a plate whose pose is randomised (±20 mm, ±20° yaw
+    around the fixture). The policy is told that nominal (CAD) pose, but the plate really
+    sits up to ±3 mm (and ±1 mm in height) away from it: only the seam tracker reveals the
+    real seam. The torch starts 25 mm above the nominal seam start. It must descend to the
+    12 mm standoff, strike the arc, travel the seam inside the welding procedure's
+    tolerances and stop at its end.
 
     ## Action Space
     ``Box(-1, 1, (4,), float32)``: TCP velocity in the nominal seam frame at the torch's
@@ -85,7 +90,8 @@ class WeldSeamEnv(CellEnv):
     ``seam_length_mm`` (min, max), ``pose_noise_mm``, ``pose_noise_deg``,
     ``calibration_error_mm``, ``gamma`` (γ of the shaping, default 0.99: pass the learning
     algorithm's γ), ``shaping_weight`` (w, default 1; 0 switches shaping off),
-    ``render_mode`` (None or "rgb_array").
+    ``render_mode`` (None or "rgb_array"), ``robot`` (the arm: ``"iiwa"``, the default,
+    ``"panda"`` or ``"xarm6"``; see docs/CELLS.md, "Arms").
 
     Plant parameters (hidden from the controller; ``configure`` changes them between
     episodes): ``tcp_offset_mm`` (mm, x, y, z in the TCP frame, −20 … 20 each: the wire tip
@@ -137,7 +143,10 @@ class WeldSeamEnv(CellEnv):
         tcp_offset_mm: tuple[float, float, float] | list[float] = (0.0, 0.0, 0.0),
         wire_stickout_mm: float = 15.0,
         believed_tcp_offset_mm: tuple[float, float, float] | list[float] = (0.0, 0.0, 0.0),
+        robot: str = "iiwa",
     ) -> None:
+        arm = arm_spec(robot)
+        require_arm(arm, "robocell/WeldSeam-v1", min_reach_m=MIN_REACH_M)
         values = self.check_line_values(
             tcp_offset_mm=tcp_offset_mm,
             wire_stickout_mm=wire_stickout_mm,
@@ -146,10 +155,9 @@ class WeldSeamEnv(CellEnv):
         reward = WeldRewardSpec(gamma=float(gamma), shaping_weight=float(shaping_weight))
         reward.validate()  # before the physics client exists: nothing to leak
         sim = Sim()
-        robot = KukaIiwa(sim, TORCH)
         task = WeldSeamTask(
             sim,
-            robot,
+            Robot(sim, TORCH, arm),
             tuple(shapes),
             tuple(seam_length_mm),
             pose_noise_mm,
@@ -157,7 +165,7 @@ class WeldSeamEnv(CellEnv):
             calibration_error_mm,
             reward=reward,
         )
-        super().__init__(sim, robot, task, energy_weight, render_mode, values)
+        super().__init__(sim, task.robot, task, energy_weight, render_mode, values)
         self.apply_line_values(values)
 
     def apply_line_values(self, values: Mapping[str, Any]) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 from gymnasium import spaces
 
 from robocell.envs.core import Task
-from robocell.envs.robot import TOOL_DOWN, KukaIiwa, Tool
+from robocell.envs.robot import TOOL_DOWN, Robot, Tool
 from robocell.envs.sim import Sim, quat_from_euler, rotation_matrix
 from robocell.envs.sim_types import BoxPart
 from robocell.envs.weld.process import WeldProcess, WeldProcessSpec
@@ -46,7 +46,7 @@ class WeldSeamTask(Task):
     def __init__(
         self,
         sim: Sim,
-        robot: KukaIiwa,
+        robot: Robot,
         shapes: tuple[str, ...] = SHAPES,
         seam_length_mm: tuple[float, float] = (120.0, 250.0),
         pose_noise_mm: float = 20.0,
