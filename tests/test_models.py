@@ -33,8 +33,7 @@ def test_a_shipped_bundle_passes_the_gate_and_is_documented(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_a_shipped_bundle_controls_its_cell_on_held_out_seeds(name: str) -> None:
-    # The first five of the 100 held-out seeds the README's figures come from; the vision
-    # bundle's one documented failure in 100 (an escaped part) is seed 2 000 000.
+    # The first five of the 100 held-out seeds the README's figures come from.
     policy = load_bundle(MODELS / name)
     env = policy.make_env()
     try:
