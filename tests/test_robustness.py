@@ -19,6 +19,7 @@ from robocell.eval.stats import clopper_pearson_lower, wilson_interval
 
 WELD, PEG, VISION = "robocell/WeldSeam-v1", "robocell/PegInsert-v0", "robocell/VisionSort-v1"
 MOTION = "robocell/MotionTransfer-v0"
+PEG_V1 = "robocell/PegInsert-v1"  # the same cell and conditions as v0
 # Each cell's condition metrics and their documented ranges (env docstrings, default kwargs).
 CONDITIONS: dict[str, dict[str, tuple[float, float]]] = {
     WELD: {
@@ -36,6 +37,7 @@ CONDITIONS: dict[str, dict[str, tuple[float, float]]] = {
     },
     MOTION: {"takt_s": (5.5, 9.0)},
 }
+CONDITIONS[PEG_V1] = CONDITIONS[PEG]
 # Kwargs that pin the randomisation, and the conditions the cell must then report.
 PINNED: dict[str, tuple[dict[str, Any], dict[str, float]]] = {
     WELD: (
@@ -52,6 +54,7 @@ PINNED: dict[str, tuple[dict[str, Any], dict[str, float]]] = {
     ),
     MOTION: ({"takt_s": [7.0, 7.0]}, {"takt_s": 7.0}),
 }
+PINNED[PEG_V1] = PINNED[PEG]
 
 
 # ---------------------------------------------------------------- the cells
