@@ -17,7 +17,7 @@ from robocell.envs.check import check_cell
 from robocell.envs.core import CellEnv, Task
 from robocell.envs.energy import EnergyConstants, EnergyMeter
 from robocell.envs.line_params import LineParameter
-from robocell.envs.robot import ARMS, ArmSpec, KukaIiwa, Robot, Tool
+from robocell.envs.robot import ARMS, ArmSpec, KukaIiwa, Robot, Tool, arm_spec, require_arm
 from robocell.envs.sim import Sim
 from robocell.envs.spec import CellSpec
 
@@ -34,6 +34,8 @@ __all__ = [
     "Sim",
     "Task",
     "Tool",
+    "arm_spec",
     "check_cell",
     "register_cell",
+    "require_arm",
 ]

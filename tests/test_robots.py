@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from robocell.envs.make import make_cell, make_controller
+from robocell.envs.motion.env import MotionTransferEnv
 from robocell.envs.peg.env import PegInsertEnv
 from robocell.envs.robot import ARMS, TOOL_DOWN, KukaIiwa, Robot, Tool, arm_spec
 from robocell.envs.rollout import run_episode
@@ -19,11 +20,13 @@ REFUSED = {
     ("robocell/WeldSeam-v1", "xarm6"): "reaches 0.700 m",
     ("robocell/VisionSort-v1", "xarm6"): "reaches 0.700 m",
     ("robocell/PegInsert-v0", "xarm6"): "has 6 joints",
+    ("robocell/MotionTransfer-v0", "xarm6"): "has 6 joints",
 }
 CELLS = {
     "robocell/WeldSeam-v1": WeldSeamEnv,
     "robocell/VisionSort-v1": VisionSortEnv,
     "robocell/PegInsert-v0": PegInsertEnv,
+    "robocell/MotionTransfer-v0": MotionTransferEnv,
 }
 
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from robocell.cells import CellEnv, KukaIiwa, Sim
+from robocell.cells import CellEnv, Robot, Sim, arm_spec, require_arm
 from robocell.envs.motion.power import BELIEF_PARAMETERS, LINE_PARAMETERS, PowerModes
 from robocell.envs.motion.task import GRIPPER, OBSERVATION_FIELDS, MotionTransferTask
 
@@ -16,7 +16,7 @@ class MotionTransferEnv(CellEnv):
     """Transfer parts between four stations along a cycle of point-to-point moves, in a takt.
 
     ## Description
-    A KUKA LBR iiwa 14 with an electric gripper picks a raw part at the infeed, places it in
+    A KUKA LBR iiwa 14 (or another arm: ``robot``) with an electric gripper picks a raw part at the infeed, places it in
     the machine fixture, picks a finished part from the buffer and places it on the outfeed:
     four joint-space moves, each a jerk-limited ruckig trajectory to the station's IK
     solution, tracked in PyBullet under position control with velocity feed-forward. At
@@ -71,7 +71,8 @@ class MotionTransferEnv(CellEnv):
 
     ## Arguments
     ``energy_weight`` (λ, J⁻¹), ``takt_s`` (min, max, s, within (0, 9]),
-    ``station_noise_mm`` (mm), ``render_mode`` (None or "rgb_array").
+    ``station_noise_mm`` (mm), ``render_mode`` (None or "rgb_array"), ``robot`` (the
+    arm: ``"iiwa"``, the default, or ``"panda"``; the 6-joint ``"xarm6"`` is refused).
 
     Plant parameters (hidden from the controller; ``configure`` changes them between
     episodes): ``fixture_offset_mm`` (mm, x, y, z in the world, −5 … 5 each: the machine
@@ -104,21 +105,26 @@ class MotionTransferEnv(CellEnv):
         render_mode: str | None = None,
         fixture_offset_mm: tuple[float, float, float] | list[float] = (0.0, 0.0, 0.0),
         believed_fixture_offset_mm: tuple[float, float, float] | list[float] = (0.0, 0.0, 0.0),
+        robot: str = "iiwa",
     ) -> None:
+        arm = arm_spec(robot)
+        # The observation holds 7 joints; the 6-joint xArm 6 also misses the tool-down
+        # stations by 2-12 mm (its IK has no redundancy left for the orientation).
+        require_arm(arm, "robocell/MotionTransfer", min_joints=7)
         values = self.check_line_values(
             fixture_offset_mm=fixture_offset_mm,
             believed_fixture_offset_mm=believed_fixture_offset_mm,
         )
         sim = Sim()
-        robot = KukaIiwa(sim, GRIPPER)
+        arm_robot = Robot(sim, GRIPPER, arm)
         try:
             task = MotionTransferTask(
-                sim, robot, tuple(takt_s), float(station_noise_mm), PowerModes()
+                sim, arm_robot, tuple(takt_s), float(station_noise_mm), PowerModes()
             )
         except ValueError:
             sim.close()
             raise
-        super().__init__(sim, robot, task, energy_weight, render_mode, values)
+        super().__init__(sim, arm_robot, task, energy_weight, render_mode, values)
         self.apply_line_values(values)
 
     def apply_line_values(self, values: Mapping[str, Any]) -> None:
