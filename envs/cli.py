@@ -19,6 +19,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     baseline.add_argument("env_id", help="registered cell, e.g. robocell/WeldSeam-v1")
     baseline.add_argument("--episodes", type=positive_int, default=10, help="episodes to run")
     baseline.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    baseline.add_argument(
+        "--set",
+        dest="env_kwargs",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an env kwarg of the cell, e.g. robot=panda or colour_jitter=0.2 (repeatable)",
+    )
     baseline.add_argument("--json", action="store_true", help="end with a JSON summary line")
     baseline.set_defaults(func=_run_baseline)
 
@@ -63,10 +71,12 @@ def _run_baseline(args: argparse.Namespace) -> int:
     from robocell.envs import ENV_IDS
     from robocell.envs.make import make_cell, make_controller
     from robocell.envs.rollout import episode_seeds, run_episode, summarize
+    from robocell.train.config import parse_override
 
     if args.env_id not in ENV_IDS:
         raise RobocellError(f"unknown cell {args.env_id!r}; `robocell envs` lists them")
-    env = make_cell(args.env_id)
+    env_kwargs = dict(parse_override(item) for item in args.env_kwargs)
+    env = make_cell(args.env_id, env_kwargs)
     try:
         policy = make_controller(args.env_id, env.unwrapped)
         episodes = []
@@ -76,6 +86,11 @@ def _run_baseline(args: argparse.Namespace) -> int:
             print(episode_line(seed, metrics))
     finally:
         env.close()
-    summary = {"env_id": args.env_id, "first_seed": args.seed, **summarize(episodes)}
+    summary = {
+        "env_id": args.env_id,
+        "env_kwargs": env_kwargs,
+        "first_seed": args.seed,
+        **summarize(episodes),
+    }
     print_summary(summary, args.json)
     return 0

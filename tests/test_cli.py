@@ -63,3 +63,18 @@ def test_bad_arguments_exit_2() -> None:
         result = robocell(*args)
         assert result.returncode == 2, args
         assert "Traceback" not in result.stderr
+
+
+def test_baseline_takes_env_kwargs_and_names_a_refused_one() -> None:
+    result = robocell(
+        "baseline", "robocell/MotionTransfer-v0", "--episodes", "1", "--set", "robot=panda",
+        "--set", "takt_s=[8, 8]", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["env_kwargs"] == {"robot": "panda", "takt_s": [8, 8]}
+    assert summary["mean/takt_s"] == 8.0
+    refused = robocell("baseline", "robocell/MotionTransfer-v0", "--set", "robot=xarm6")
+    assert refused.returncode == 2
+    assert "env_kwargs" in refused.stderr and "6 joints" in refused.stderr
+    assert "Traceback" not in refused.stderr
