@@ -37,6 +37,8 @@ IIWA_HOME = (0.0, 0.55, 0.0, -1.45, 0.0, 1.15, 0.0)
 # URDF's effort and velocity limits are the same numbers (tests/test_robots.py checks).
 PANDA_MAX_TORQUE_NM = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)
 PANDA_MAX_SPEED_RAD_S = (2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61)
+# Max joint accelerations (rad/s², the same FCI limits table). KUKA and UFactory publish none.
+PANDA_MAX_ACCEL_RAD_S2 = (15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0)
 PANDA_HOME = (0.0, -0.02, 0.0, -1.99, 0.0, 1.97, 0.0)
 # UFactory xArm 6: max joint speed 180 °/s (UFactory, xArm user manual, specifications; the
 # same in its servo-mode guide). UFactory publishes no per-joint torques; these are the
@@ -61,6 +63,8 @@ class ArmSpec:
         mount_xyz_m: the tool's origin in the flange link's frame (m).
         max_torque_nm: rated (maximum) joint torques, data sheet (N·m).
         max_speed_rad_s: maximum joint speeds, data sheet (rad/s).
+        max_accel_rad_s2: maximum joint accelerations, data sheet (rad/s²), or None where
+            the maker publishes none.
         home: a tool-down posture in front of the robot (rad): IK seed and start.
         home_tool_yaw_rad: the tool frame's yaw at home (rad; tool down, x-axis forward at 0).
         reach_m: the maker's reach, base axis to flange (m).
@@ -84,6 +88,7 @@ class ArmSpec:
     energy: EnergyConstants
     drop_links: tuple[str, ...] = ()
     licence: str = ""
+    max_accel_rad_s2: tuple[float, ...] | None = None
 
     @property
     def n_joints(self) -> int:
@@ -121,6 +126,7 @@ PANDA = ArmSpec(
     energy=EnergyConstants(),
     drop_links=("panda_hand", "panda_leftfinger", "panda_rightfinger", "panda_grasptarget"),
     licence="Apache-2.0 (franka_panda/LICENSE.txt)",
+    max_accel_rad_s2=PANDA_MAX_ACCEL_RAD_S2,
 )
 XARM6 = ArmSpec(
     name="xarm6",

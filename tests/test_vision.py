@@ -362,6 +362,17 @@ def test_joint_moves_keep_rated_speeds_and_arrive() -> None:
     assert np.all(np.abs(np.diff(positions, axis=0)) * 60 <= np.asarray(IIWA_MAX_SPEED_RAD_S))
 
 
+def test_joint_moves_keep_rated_accelerations_where_the_arm_has_them() -> None:
+    q_from, q_to = np.zeros(7), np.array([0.0, 0.15, 0.0, -0.03, 0.0, 0.18, 0.0])
+    accel = np.array([15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0])
+    fast, _ = joint_move(q_from, q_to, 120, 1 / 240)
+    limited, velocities = joint_move(q_from, q_to, 120, 1 / 240, max_accel_rad_s2=accel)
+    np.testing.assert_allclose(limited[-1], q_to)
+    assert np.argmax(np.all(limited == q_to, axis=1)) > np.argmax(np.all(fast == q_to, axis=1))
+    rates = np.abs(np.diff(velocities, axis=0)) * 240
+    assert np.all(rates <= accel * 1.01)
+
+
 def test_planner_is_exact() -> None:
     planner = ArmPlanner(SUCTION_CUP)
     try:

@@ -23,9 +23,6 @@ NOMINAL_STATIONS_M = np.array(
     [[0.55, 0.35, 0.15], [0.45, -0.40, 0.20], [0.60, -0.10, 0.12], [0.40, 0.45, 0.18]]
 )
 MACHINE = STATIONS.index("machine")
-# IK seed for every station: a tool-down posture in front of the robot (the iiwa's; another
-# arm starts from its own home).
-IK_SEEDS = {"iiwa": (0.0, 0.55, 0.0, -1.45, 0.0, 1.15, 0.0)}
 TOLERANCE_MM = 1.0  # every pick and place within ±1 mm of its station
 DWELL_STEPS = 3  # gripper closing or opening at a station (0.3 s), the arm held still
 MIN_SCALE = 0.3  # the slowest velocity scaling an action selects
@@ -119,7 +116,7 @@ class MotionTransferTask(Task):
         self.scale_sum, self.moves = 0.0, 0
 
     def _solve(self, position_m: np.ndarray) -> np.ndarray:
-        self.robot.reset_joints(IK_SEEDS.get(self.robot.arm.name, self.robot.home))
+        self.robot.reset_joints(self.robot.home)  # IK seed: the arm's tool-down home posture
         return self.robot.ik(position_m)
 
     def _rest_to_rest(

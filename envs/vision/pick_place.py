@@ -49,15 +49,21 @@ def joint_move(
     steps: int,
     dt_s: float,
     max_speed_rad_s: Sequence[float] = IIWA_MAX_SPEED_RAD_S,
+    max_accel_rad_s2: Sequence[float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Joint positions and velocities (steps × joints) of a synchronised move, then a hold.
 
     All joints follow one trapezoidal speed profile (peak speed 1.25 × mean); the move lasts
-    as long as its slowest joint needs at its rated speed (``max_speed_rad_s``, the arm's),
-    at most ``steps`` physics steps.
+    as long as its slowest joint needs at its rated speed (``max_speed_rad_s``, the arm's)
+    and, where the arm has them, within its rated accelerations (``max_accel_rad_s2``: the
+    profile's peak acceleration is 1.25 / 0.2 · Δq / T²), at most ``steps`` physics steps.
     """
     peak = 1.0 / (1.0 - RAMP)
-    need_s = float(np.max(peak * np.abs(q_to - q_from) / np.asarray(max_speed_rad_s)))
+    distance = np.abs(q_to - q_from)
+    need_s = float(np.max(peak * distance / np.asarray(max_speed_rad_s)))
+    if max_accel_rad_s2 is not None:
+        accel_s = np.sqrt(peak * distance / (RAMP * np.asarray(max_accel_rad_s2)))
+        need_s = max(need_s, float(np.max(accel_s)))
     moving = int(np.clip(np.ceil(need_s / dt_s), 1, steps))
     s = np.minimum(np.arange(1, steps + 1) / moving, 1.0)
     rest = 1.0 - s

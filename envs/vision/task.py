@@ -190,8 +190,9 @@ class VisionSortTask(Task):
         q_bin = self._bin_q[self.bin][self.bin_counts[self.bin] % len(BIN_SLOTS_M)]
         waypoints = [self._q_end, self._q_above, q_down, q_down, self._q_above, q_bin, q_bin]
         steps = np.diff(self._phase_ends, prepend=0)
+        arm = self.robot.arm
         moves = [
-            joint_move(q0, q1, n, self.sim.timestep_s, self.robot.max_speed_rad_s)
+            joint_move(q0, q1, n, self.sim.timestep_s, arm.max_speed_rad_s, arm.max_accel_rad_s2)
             for q0, q1, n in zip(waypoints[:-1], waypoints[1:], steps, strict=True)
         ]
         self._targets = np.concatenate([move[0] for move in moves])
