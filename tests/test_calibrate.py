@@ -59,6 +59,22 @@ def test_weld_calibration_meets_its_goal(bend: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
+    ("env_id", "plant", "figure", "goal"),
+    [(VISION, CAMERA_KNOCKS[0], "rotation_deg", 0.2), (WELD, TORCH_BENDS[1], "tip_mm", 0.2)],
+    ids=[VISION, WELD],
+)
+def test_calibration_works_on_another_arm(
+    env_id: str, plant: dict[str, Any], figure: str, goal: float
+) -> None:
+    env, result = _calibrated(env_id, {**plant, "robot": "panda"})
+    env.close()
+    assert result.error_after[figure] <= goal < result.error_before[figure]
+    iiwa_env, iiwa = _calibrated(env_id, plant)
+    iiwa_env.close()
+    assert result.duration_s != iiwa.duration_s  # timed at the Panda's own joint speeds
+
+
+@pytest.mark.parametrize(
     ("env_id", "plant"), [(VISION, RESTORE_KNOCK), (WELD, TORCH_BENDS[1])], ids=[VISION, WELD]
 )
 def test_calibrated_belief_restores_the_cell(env_id: str, plant: dict[str, Any]) -> None:

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from robocell.envs.energy import EnergyConstants
-from robocell.envs.robot import IIWA_MAX_SPEED_RAD_S
 
 # Trapezoidal profile of the cell's joint moves (robocell.envs.vision.pick_place): peak
 # speed 1.25 × mean, so a move takes 1.25 × distance / rated speed of its slowest joint.
@@ -45,9 +44,9 @@ class CalibrationResult:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def move_time_s(q_from: np.ndarray, q_to: np.ndarray) -> float:
-    """Duration (s) of a synchronised joint move at the iiwa's rated joint speeds."""
-    delta = np.abs(np.asarray(q_to) - np.asarray(q_from)) / np.asarray(IIWA_MAX_SPEED_RAD_S)
+def move_time_s(q_from: np.ndarray, q_to: np.ndarray, max_speed_rad_s: np.ndarray) -> float:
+    """Duration (s) of a synchronised joint move at the arm's rated joint speeds (rad/s)."""
+    delta = np.abs(np.asarray(q_to) - np.asarray(q_from)) / np.asarray(max_speed_rad_s)
     return float(PEAK_OVER_MEAN_SPEED * delta.max())
 
 

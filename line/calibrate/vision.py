@@ -215,5 +215,6 @@ def _routine_time_s(cell: Any) -> float:
     holder = planner.solve(TARGET_HOLDER_M)
     place = planner.solve((*TRAY_CENTRE_M[:2], TARGET_TOP_M + 0.002), seed=home)
     legs = [(home, holder), (holder, home), (home, place), (place, holder)]
-    one_way = sum(move_time_s(a, b) for a, b in legs)
+    speeds = planner.arm.max_speed_rad_s
+    one_way = sum(move_time_s(a, b, speeds) for a, b in legs)
     return 2.0 * (2.0 * one_way + EXPOSURE_S)  # once per target height

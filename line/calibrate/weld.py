@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from robocell.envs.robot import IIWA_HOME, KukaIiwa
+from robocell.envs.robot import Robot
 from robocell.envs.sim import Sim, quat_from_euler, rotation_matrix
 from robocell.envs.weld.plant import true_tip_offset_mm
 from robocell.errors import RobocellError
@@ -34,12 +34,12 @@ DWELL_S = 0.05  # per gate reading: settle and read
 TILT_DEG = 25.0
 
 
-def torch_orientations() -> list[np.ndarray]:
+def torch_orientations(home_tool_yaw_rad: float) -> list[np.ndarray]:
     """Six torch orientations: down, down turned 60°, and tilted 25° four ways."""
     # Torch down, turned with the arm's base towards the pin (joint 7 mid-range), as the
-    # cell's planner holds its tool.
-    yaw = float(np.arctan2(PIN_TIP_M[1], PIN_TIP_M[0]))
-    down = Rotation.from_matrix(rotation_matrix(quat_from_euler(np.pi, 0.0, yaw + np.pi)))
+    # cell's planner holds its tool: the tool's yaw at home (the arm's) plus the base's turn.
+    yaw = float(np.arctan2(PIN_TIP_M[1], PIN_TIP_M[0])) + home_tool_yaw_rad
+    down = Rotation.from_matrix(rotation_matrix(quat_from_euler(np.pi, 0.0, yaw)))
     turns = [Rotation.identity(), Rotation.from_euler("z", 60, degrees=True)]
     for azimuth in (0.0, 90.0, 180.0, 270.0):
         axis = np.array([np.cos(np.radians(azimuth)), np.sin(np.radians(azimuth)), 0.0])
@@ -52,7 +52,7 @@ class _Station:
 
     def __init__(self, cell: Any, seed: int) -> None:
         self.sim = Sim(simple_broadphase=False)  # never stepped
-        self.arm = KukaIiwa(self.sim, cell.robot.tool)
+        self.arm = Robot(self.sim, cell.robot.tool, cell.robot.arm)  # the cell's own arm
         self.arm.load()
         v = cell._line_values
         self.tip_m = true_tip_offset_mm(v["tcp_offset_mm"], v["wire_stickout_mm"]) / 1000.0
@@ -66,11 +66,11 @@ class _Station:
         """Put the TCP link at the pose (exact IK from the current posture) and time it."""
         seed = self.q
         if self.readings == 0 or self.reorient:  # a new orientation: PyBullet's IK seeds it
-            seed = np.array(IIWA_HOME)
+            seed = np.array(self.arm.home)
             seed[0] = float(np.arctan2(position_m[1], position_m[0]))
             self.reorient = False
         q = _solve_ik(self.arm, position_m, rotation, seed)
-        self.time_s += move_time_s(self.q, q)
+        self.time_s += move_time_s(self.q, q, self.arm.max_speed_rad_s)
         self.q = q
 
     def beyond(self, axis: int) -> bool:
@@ -87,7 +87,7 @@ class _Station:
 
 
 def _solve_ik(
-    arm: KukaIiwa, goal: np.ndarray, rotation: np.ndarray, seed: np.ndarray
+    arm: Robot, goal: np.ndarray, rotation: np.ndarray, seed: np.ndarray
 ) -> np.ndarray:
     """Damped Newton steps on the copy to 0.1 µm and 0.1 µrad (PyBullet's IK stops ~1 mm off)."""
     q = np.array(seed, dtype=float)
@@ -142,7 +142,7 @@ def calibrate_weld(env: Any, seed: int = 0) -> CalibrationResult:
     station = _Station(cell, seed)
     try:
         poses = []
-        for rotation in torch_orientations():
+        for rotation in torch_orientations(cell.robot.arm.home_tool_yaw_rad):
             position, orientation = _touch_pin(station, rotation, believed_mm / 1000.0)
             poses.append((np.asarray(position), rotation_matrix(orientation)))
         tip_m, pin_m, rms_m = solve_four_point(poses)
