@@ -130,6 +130,31 @@ class CanaryEntry:
 
 
 @dataclass(frozen=True)
+class LearningEntry:
+    """The learning cycle of a cell (:mod:`robocell.line.learning`): an alarm calibration does
+    not clear triggers it, and the line updates the twin from production by itself."""
+
+    twin_parts: int = 150
+    """Production parts after the trigger whose mean figure the twin estimate matches."""
+    twin_episodes: int = 40
+    """Twin episodes (common seeds) at each value the estimate probes."""
+    bounds: list[float] | None = None
+    """The estimated parameter's search range; default: the parameter's own range."""
+    tolerance: float = 0.005
+    """The estimate's resolution, in the parameter's unit."""
+
+    def validate(self) -> None:
+        if not 20 <= self.twin_parts <= MAX_PARTS:
+            raise SchemaError("twin_parts", f"must be in [20, {MAX_PARTS}]")
+        if not 4 <= self.twin_episodes <= 1000:
+            raise SchemaError("twin_episodes", "must be in [4, 1000]")
+        if self.bounds is not None and (len(self.bounds) != 2 or self.bounds[0] >= self.bounds[1]):
+            raise SchemaError("bounds", f"must be [low, high] with low < high, got {self.bounds}")
+        if self.tolerance <= 0.0:
+            raise SchemaError("tolerance", f"must be > 0, got {self.tolerance}")
+
+
+@dataclass(frozen=True)
 class CellEntry:
     """One cell of the line."""
 
@@ -145,15 +170,24 @@ class CellEntry:
     ``keys/cell-<id>.key`` beside the line's output."""
     canary: CanaryEntry | None = None
     """A challenger to certify, canary and promote or roll back."""
+    learning: LearningEntry | None = None
+    """The learning cycle: its trigger and the twin's update from production."""
 
     def validate(self) -> None:
         from robocell.envs import ENV_IDS
+        from robocell.line.twin import TWIN_ESTIMATES
 
         if not _ID.match(self.id):
             raise SchemaError("id", f"{self.id!r}: letters, digits, '_', '.', '-' (<= 64)")
         if self.env_id not in ENV_IDS:
             raise SchemaError(
                 "env_id", f"unknown cell {self.env_id!r} (known: {', '.join(ENV_IDS)})"
+            )
+        if self.learning is not None and self.env_id not in TWIN_ESTIMATES:
+            raise SchemaError(
+                "learning",
+                f"{self.env_id} has no twin estimate yet (cells with one: "
+                f"{', '.join(TWIN_ESTIMATES)})",
             )
 
 

@@ -71,7 +71,13 @@ def _cell(line: str, cell: str, rows: list[dict[str, Any]], events: list[dict[st
 
 
 #: Marks of the canary's steps on the KPI curves.
-_LEARNING_COLOURS = {"canary": "tab:orange", "promotion": "tab:purple", "rollback": "black"}
+_LEARNING_COLOURS = {
+    "learning": "tab:brown",
+    "twin": "tab:cyan",
+    "canary": "tab:orange",
+    "promotion": "tab:purple",
+    "rollback": "black",
+}
 
 
 def _describe(event: dict[str, Any]) -> str:
@@ -84,6 +90,12 @@ def _describe(event: dict[str, Any]) -> str:
         return (f"{data.get('method')}, version {data.get('version')}: error before "
                 f"{_figures(data.get('error_before'))}, after {_figures(data.get('error_after'))}; "
                 f"{data.get('duration_s', 0):.1f} s, {data.get('energy_j', 0):.0f} J")  # fmt: skip
+    if event["type"] == "twin" and "value" in data:
+        first, last = data.get("parts", [0, 0])
+        return (f"{data.get('parameter')} = {data['value']:.4g} (truth {data.get('truth', 0):.4g}, "
+                f"error {data.get('error', 0):+.3g}) from mean {data.get('figure')} "
+                f"{data.get('observed', 0):.4g} over parts {first}-{last}; "
+                f"{data.get('episodes')} twin episodes, {data.get('wall_s', 0):.0f} s")  # fmt: skip
     return ", ".join(f"{k}={v}" for k, v in sorted(data.items()))
 
 

@@ -273,6 +273,11 @@ class _CellState:
         self.pending_events: list[dict[str, Any]] = []
         self.sim_time_s = 0.0
         self.scalars = ScalarWriter(Path(job.out_dir) / "tb" / self.cell.id)
+        self.learning = None
+        if self.cell.learning is not None:
+            from robocell.line.learning import LearningCycle
+
+            self.learning = LearningCycle(self.cell.learning, self.cell.env_id, self.policy)
         self.canary = None
         if self.cell.canary is not None:
             from robocell.line.canary import Canary
@@ -293,6 +298,8 @@ class _CellState:
         if rows:
             self.sim_time_s = float(rows[-1]["sim_time_s"])
         version, _ = self.calibration.current()
+        if self.learning is not None:
+            self.learning.replay(events)
         if self.canary is not None:
             self.canary.replay(rows, events)
             self.policy = self.canary.champion
@@ -337,6 +344,8 @@ class _CellState:
             self.scalars.close()
             if self.canary is not None:
                 self.canary.finish()
+            if self.learning is not None:
+                self.learning.close()
 
     def _part(self, part: int) -> None:
         from robocell.eval.runner import play_episode
@@ -364,13 +373,22 @@ class _CellState:
                 threshold=alarm.threshold,
                 direction=alarm.direction,
             )
-        if alarms:
+        if alarms and self._clears(part, [alarm.stream for alarm in alarms]):
             self._calibrate(part)
+        if self.learning is not None:
+            self.learning.after_part(part, self.rows, self._event)
         if self.canary is not None:
             self.canary.record(part, side, row, self._event)
             if self.canary.champion is not self.policy:  # promoted: a new reference
                 self.policy = self.canary.champion
                 self.detectors.restart()
+
+    def _clears(self, part: int, streams: list[str]) -> bool:
+        """Whether to calibrate for these alarms (with a learning cycle: while one may clear
+        them, else the cycle is triggered)."""
+        if self.learning is None:
+            return True
+        return self.learning.calibrate(part, streams, self.routine is not None, self._event)
 
     def _calibrate(self, part: int) -> None:
         if self.routine is None:

@@ -16,19 +16,19 @@ class MotionTransferEnv(CellEnv):
     """Transfer parts between four stations along a cycle of point-to-point moves, in a takt.
 
     ## Description
-    A KUKA LBR iiwa 14 (or another arm: ``robot``) with an electric gripper picks a raw part at the infeed, places it in
-    the machine fixture, picks a finished part from the buffer and places it on the outfeed:
-    four joint-space moves, each a jerk-limited ruckig trajectory to the station's IK
-    solution, tracked in PyBullet under position control with velocity feed-forward. At
-    every station the arm stands still for 0.3 s while the gripper acts. The cycle starts
-    at the outfeed, where the previous one ended, and must be done within the takt; the
-    time left is spent waiting. Energy is the drives' power (mechanical over η = 0.85, no
-    regeneration, plus copper loss k_cu·τ²), the controller's 20 W, 35 W of drive enable
-    power (amplifiers and brake release coils) while the drives are on, and 24 W of gripper
-    power at the stations (:class:`~robocell.envs.motion.power.PowerModes`; the W figures
-    are assumptions). Engaging the holding brakes while waiting disables the drives: no
-    holding torque, no drive enable power. Brakes take 0.2 s to engage and 0.3 s to release
-    (drives on), and are released by the end of the takt, so that the next cycle can start.
+    A KUKA LBR iiwa 14 (or another arm: ``robot``) with an electric gripper picks a raw part at
+    the infeed, places it in the machine fixture, picks a finished part from the buffer and
+    places it on the outfeed: four joint-space moves, each a jerk-limited ruckig trajectory to
+    the station's IK solution, tracked in PyBullet under position control with velocity
+    feed-forward. At every station the arm stands still for 0.3 s while the gripper acts. The
+    cycle starts at the outfeed, where the previous one ended, and must be done within the takt;
+    the time left is spent waiting. Energy is the drives' power (mechanical over η = 0.85, no
+    regeneration, plus copper loss k_cu·τ²), the controller's 20 W, 35 W of drive enable power
+    (amplifiers and brake release coils) while the drives are on, and 24 W of gripper power at
+    the stations (:class:`~robocell.envs.motion.power.PowerModes`; the W figures are
+    assumptions). Engaging the holding brakes while waiting disables the drives: no holding
+    torque, no drive enable power. Brakes take 0.2 s to engage and 0.3 s to release (drives on),
+    and are released by the end of the takt, so that the next cycle can start.
 
     ## Action Space
     ``Box(-1, 1, (2,), float32)``:

@@ -86,9 +86,7 @@ class _Station:
         self.sim.close()
 
 
-def _solve_ik(
-    arm: Robot, goal: np.ndarray, rotation: np.ndarray, seed: np.ndarray
-) -> np.ndarray:
+def _solve_ik(arm: Robot, goal: np.ndarray, rotation: np.ndarray, seed: np.ndarray) -> np.ndarray:
     """Damped Newton steps on the copy to 0.1 µm and 0.1 µrad (PyBullet's IK stops ~1 mm off)."""
     q = np.array(seed, dtype=float)
     for _ in range(300):

@@ -34,6 +34,8 @@ EVENT_TYPES = (
     "deployment",
     "drift_alarm",
     "calibration",
+    "learning",
+    "twin",
     "certificate",
     "canary",
     "promotion",
