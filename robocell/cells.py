@@ -13,11 +13,12 @@ passes. A complete example: docs/CELLS.md, "Your own cell".
 """
 
 from robocell.envs import register_cell
+from robocell.envs.arms import ARMS, ArmSpec, arm_spec, require_arm
 from robocell.envs.check import check_cell
 from robocell.envs.core import CellEnv, Task
 from robocell.envs.energy import EnergyConstants, EnergyMeter
 from robocell.envs.line_params import LineParameter
-from robocell.envs.robot import ARMS, ArmSpec, KukaIiwa, Robot, Tool, arm_spec, require_arm
+from robocell.envs.robot import KukaIiwa, Robot, Tool
 from robocell.envs.sim import Sim
 from robocell.envs.spec import CellSpec
 

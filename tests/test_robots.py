@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from robocell.envs.arms import ARMS, arm_spec
 from robocell.envs.make import make_cell, make_controller
 from robocell.envs.motion.env import MotionTransferEnv
 from robocell.envs.peg.env import PegInsertEnv
-from robocell.envs.robot import ARMS, TOOL_DOWN, KukaIiwa, Robot, Tool, arm_spec
+from robocell.envs.robot import TOOL_DOWN, KukaIiwa, Robot, Tool
 from robocell.envs.rollout import run_episode
 from robocell.envs.sim import Sim, rotation_matrix
 from robocell.envs.vision.env import VisionSortEnv

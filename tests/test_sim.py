@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robocell.envs.robot import IIWA_HOME, KukaIiwa, Tool
+from robocell.envs.arms import IIWA_HOME
+from robocell.envs.robot import KukaIiwa, Tool
 from robocell.envs.sim import Sim
 
 

@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from robocell.envs.robot import IIWA_MAX_SPEED_RAD_S
+from robocell.envs.arms import IIWA_MAX_SPEED_RAD_S
 from robocell.envs.rollout import episode_seeds, run_episode, summarize
 from robocell.envs.sim import Sim, quat_from_euler
 from robocell.envs.sim_types import BoxPart, Light

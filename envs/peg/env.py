@@ -6,12 +6,13 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from robocell.envs.arms import arm_spec, require_arm
 from robocell.envs.core import CellEnv
 from robocell.envs.peg.ft_sensor import FTSensorSpec
 from robocell.envs.peg.impedance import CartesianImpedance, ImpedanceGains
 from robocell.envs.peg.plant import LINE_PARAMETERS
 from robocell.envs.peg.task import OBSERVATION_FIELDS, PEG, PegInsertTask
-from robocell.envs.robot import Robot, arm_spec, require_arm
+from robocell.envs.robot import Robot
 from robocell.envs.sim import Sim
 
 __all__ = ["OBSERVATION_FIELDS", "PegInsertEnv", "PegInsertEnvV1", "PegInsertTask"]

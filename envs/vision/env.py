@@ -12,8 +12,9 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from robocell.envs.arms import arm_spec, require_arm
 from robocell.envs.core import CellEnv
-from robocell.envs.robot import Robot, arm_spec, require_arm
+from robocell.envs.robot import Robot
 from robocell.envs.sim import Sim
 from robocell.envs.vision.camera import OverheadCamera, RenderClient
 from robocell.envs.vision.pick_grid import PickGrid

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robocell.envs.robot import IIWA, IIWA_MAX_SPEED_RAD_S, ArmSpec, Robot, Tool
+from robocell.envs.arms import IIWA, IIWA_MAX_SPEED_RAD_S, ArmSpec
+from robocell.envs.robot import Robot, Tool
 from robocell.envs.sim import Sim, quat_from_euler, rotation_matrix
 
 

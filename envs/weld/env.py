@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from robocell.envs.arms import arm_spec, require_arm
 from robocell.envs.core import CellEnv
-from robocell.envs.robot import Robot, arm_spec, require_arm
+from robocell.envs.robot import Robot
 from robocell.envs.sim import Sim
 from robocell.envs.weld.plant import BELIEF_PARAMETERS, LINE_PARAMETERS, true_tip_offset_mm
 from robocell.envs.weld.reward import WeldRewardSpec
