@@ -15,6 +15,7 @@ SHIPPED = {
     "weld": "robocell/WeldSeam-v1",
     "peg": "robocell/PegInsert-v0",
     "vision": "robocell/VisionSort-v1",
+    "motion": "robocell/MotionTransfer-v0",
 }
 
 
