@@ -8,7 +8,7 @@ import pytest
 from robocell.envs.arms import ARMS, arm_spec
 from robocell.envs.make import make_cell, make_controller
 from robocell.envs.motion.env import MotionTransferEnv
-from robocell.envs.peg.env import PegInsertEnv
+from robocell.envs.peg.env import PegInsertEnv, PegInsertEnvV1
 from robocell.envs.robot import TOOL_DOWN, KukaIiwa, Robot, Tool
 from robocell.envs.rollout import run_episode
 from robocell.envs.sim import Sim, rotation_matrix
@@ -21,12 +21,14 @@ REFUSED = {
     ("robocell/WeldSeam-v1", "xarm6"): "reaches 0.700 m",
     ("robocell/VisionSort-v1", "xarm6"): "reaches 0.700 m",
     ("robocell/PegInsert-v0", "xarm6"): "has 6 joints",
+    ("robocell/PegInsert-v1", "xarm6"): "has 6 joints",
     ("robocell/MotionTransfer-v0", "xarm6"): "has 6 joints",
 }
 CELLS = {
     "robocell/WeldSeam-v1": WeldSeamEnv,
     "robocell/VisionSort-v1": VisionSortEnv,
     "robocell/PegInsert-v0": PegInsertEnv,
+    "robocell/PegInsert-v1": PegInsertEnvV1,
     "robocell/MotionTransfer-v0": MotionTransferEnv,
 }
 
