@@ -71,7 +71,7 @@ def _run_baseline(args: argparse.Namespace) -> int:
     from robocell.envs import ENV_IDS
     from robocell.envs.make import make_cell, make_controller
     from robocell.envs.rollout import episode_seeds, run_episode, summarize
-    from robocell.train.config import parse_override
+    from robocell.util import parse_override
 
     if args.env_id not in ENV_IDS:
         raise RobocellError(f"unknown cell {args.env_id!r}; `robocell envs` lists them")

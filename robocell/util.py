@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -273,3 +274,27 @@ def resolve_packaged(path: str | Path, folder: str) -> Path:
         return candidate
     packaged = resources.files("robocell.configs") / folder / f"{candidate.name}.yaml"
     return Path(str(packaged)) if packaged.is_file() else candidate
+
+
+# PyYAML follows YAML 1.1, where ``3e-4`` (no dot) is a string; people write it as a number.
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def yaml_numbers(value: Any) -> Any:
+    """``value`` with YAML 1.1's exponent strings (``3e-4``, no dot) read as floats."""
+    if isinstance(value, dict):
+        return {k: yaml_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [yaml_numbers(v) for v in value]
+    if isinstance(value, str) and _EXPONENT_FLOAT.match(value):
+        return float(value)
+    return value
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``a.b=value`` → (``a.b``, YAML value); a missing ``=`` is a RobocellError."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise RobocellError(f"--set {item!r}: expected KEY=VALUE, e.g. hyperparams.gamma=0.98")
+    value = parse_yaml_text(text, f"--set {item!r}") if text.strip() else ""
+    return key.strip(), yaml_numbers(value)

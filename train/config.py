@@ -22,10 +22,8 @@ from robocell.agents.algos import (
 from robocell.errors import RobocellError
 from robocell.schema import SchemaError, parse, to_dict
 from robocell.train.improve.config import ImproveConfig
-from robocell.util import canonical_json, load_yaml, parse_yaml_text, sha256_bytes
+from robocell.util import canonical_json, load_yaml, parse_override, sha256_bytes, yaml_numbers
 
-# PyYAML follows YAML 1.1, where ``3e-4`` (no dot) is a string; people write it as a number.
-_EXPONENT_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -277,7 +275,7 @@ def load_config(
     path: str | Path, overrides: Sequence[str] = (), seed: int | None = None
 ) -> RunConfig:
     """Read a YAML config, apply ``key=value`` overrides and ``seed``, and validate it."""
-    data = _numbers(load_yaml(path))
+    data = yaml_numbers(load_yaml(path))
     for item in overrides:
         key, value = parse_override(item)
         set_dotted(data, key, value)
@@ -293,7 +291,7 @@ def load_config(
 
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
     """A RunConfig from plain data (e.g. a run directory's ``config.yaml``)."""
-    return parse(RunConfig, _numbers(data))
+    return parse(RunConfig, yaml_numbers(data))
 
 
 def config_digest(config: RunConfig) -> str:
@@ -308,15 +306,6 @@ def config_digest(config: RunConfig) -> str:
     return sha256_bytes(canonical_json(data))
 
 
-def parse_override(item: str) -> tuple[str, Any]:
-    """``a.b=value`` → (``a.b``, YAML value); a missing ``=`` is a RobocellError."""
-    key, sep, text = item.partition("=")
-    if not sep or not key.strip():
-        raise RobocellError(f"--set {item!r}: expected KEY=VALUE, e.g. hyperparams.gamma=0.98")
-    value = parse_yaml_text(text, f"--set {item!r}") if text.strip() else ""
-    return key.strip(), _numbers(value)
-
-
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     """Set ``data[a][b] = value`` for ``key == "a.b"``, creating mappings on the way."""
     *parents, last = key.split(".")
@@ -327,13 +316,3 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
             raise RobocellError(f"--set {key}: {part!r} is not a mapping in the config")
         node = child
     node[last] = value
-
-
-def _numbers(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _numbers(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_numbers(v) for v in value]
-    if isinstance(value, str) and _EXPONENT_FLOAT.match(value):
-        return float(value)
-    return value
