@@ -41,6 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument(
+        "--from-bundle",
+        metavar="BUNDLE",
+        help="start the actor from a bundle's ONNX weights and observation statistics "
+        "(fine-tune a deployed policy; the critic starts fresh)",
+    )
+    train.add_argument(
         "--seeds",
         metavar="SEEDS",
         help="train one run per seed (0-4, or 0,3,7) and summarise them over seeds",
@@ -147,10 +153,11 @@ def _train(args: argparse.Namespace) -> int:
     from robocell.train.trainer import check_resumable, default_run_dir, resume_run, start_run
 
     if args.resume:
-        if args.config or args.overrides or args.seed is not None or args.run_dir or args.seeds:
+        given = args.config or args.overrides or args.run_dir or args.seeds or args.from_bundle
+        if given or args.seed is not None:
             raise RobocellError(
                 "--resume continues a run with its own config; "
-                "give no CONFIG, --set, --seed, --seeds or --run-dir with it"
+                "give no CONFIG, --set, --seed, --seeds, --run-dir or --from-bundle with it"
             )
         check_resumable(args.resume)
         result = resume_run(args.resume, _command_line(), progress=not args.quiet)
@@ -158,11 +165,19 @@ def _train(args: argparse.Namespace) -> int:
         if not args.config:
             raise RobocellError("give a CONFIG file (or --resume RUN_DIR)")
         if args.seeds is not None:
+            if args.from_bundle:
+                raise RobocellError("--from-bundle trains one run; give no --seeds with it")
             return _train_seeds(args)
         config = load_config(args.config, args.overrides, args.seed)
         run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config)
         print(f"run directory: {run_dir}   (TensorBoard: robocell tb {run_dir})", flush=True)
-        result = start_run(config, run_dir, _command_line(), progress=not args.quiet)
+        if args.from_bundle:
+            from robocell.train.improve.warm_start import start_run_from_bundle
+
+            result = start_run_from_bundle(config, run_dir, _command_line(), args.from_bundle,
+                                           progress=not args.quiet)  # fmt: skip
+        else:
+            result = start_run(config, run_dir, _command_line(), progress=not args.quiet)
     return _report(result)
 
 
