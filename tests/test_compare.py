@@ -11,7 +11,9 @@ import pytest
 from scipy import stats as sps
 from test_cli import robocell
 
+from robocell.errors import RobocellError
 from robocell.train.compare import RESAMPLES, iqm_stratified, report_lines
+from robocell.train.compare import compare as compare_episodes
 
 ROOT = Path(__file__).resolve().parents[1]
 PEG = str(ROOT / "models" / "peg")
@@ -144,3 +146,14 @@ def test_iqm_and_stratified_ci_match_rliable() -> None:
     tolerance = 0.05 * (ours["ci_high"] - ours["ci_low"])
     assert ours["ci_low"] == pytest.approx(interval["policy"][0, 0], abs=tolerance)
     assert ours["ci_high"] == pytest.approx(interval["policy"][1, 0], abs=tolerance)
+
+
+def test_the_plant_option_sets_every_contenders_plant_and_refuses_bad_names() -> None:
+    peg = PEG
+    plain, _ = compare_episodes([peg], [2_000_000, 2_000_001])
+    worn, _ = compare_episodes([peg], [2_000_000, 2_000_001], plant={"joint_friction_nm": 0.3})
+    assert worn["plant"] == {"joint_friction_nm": 0.3} and plain["plant"] == {}
+    assert worn["policies"][peg]["mean/energy_j"] > plain["policies"][peg]["mean/energy_j"]
+    assert worn["scripted"]["mean/energy_j"] > plain["scripted"]["mean/energy_j"]
+    with pytest.raises(RobocellError, match="--plant"):
+        compare_episodes([peg], [2_000_000, 2_000_001], plant={"wear": 1.0})

@@ -98,6 +98,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=EVAL_FIRST_SEED,
         help=f"seed of the first episode (default {EVAL_FIRST_SEED})",
     )
+    compare.add_argument(
+        "--plant",
+        dest="plant",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a plant parameter set in every contender's cell, e.g. joint_friction_nm=0.2 "
+        "(a drifted plant; repeatable)",
+    )
     compare.add_argument("--json", action="store_true", help="print the report as one JSON line")
     compare.add_argument(
         "-o", "--output", metavar="OUT.json", help="also write the report and every episode here"
@@ -251,8 +260,10 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from robocell.train.compare import run_compare
+    from robocell.util import parse_override
 
-    return run_compare(args.inputs, args.episodes, args.seed, args.json, args.output)
+    plant = dict(parse_override(item) for item in args.plant)
+    return run_compare(args.inputs, args.episodes, args.seed, args.json, args.output, plant)
 
 
 def _export(args: argparse.Namespace) -> int:

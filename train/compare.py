@@ -51,13 +51,24 @@ class Contender:
     env_id: str
     build: Callable[[], tuple[gym.Env, Policy]]
 
-    def play(self, seeds: Sequence[int]) -> Episodes:
-        """``episode_metrics`` of one episode per seed, in a fresh env closed afterwards."""
+    def play(self, seeds: Sequence[int], plant: Mapping[str, Any] | None = None) -> Episodes:
+        """``episode_metrics`` of one episode per seed, in a fresh env (its plant parameters
+        set to ``plant``) closed afterwards."""
         env, policy = self.build()
         try:
+            if plant:
+                configure_plant(env, plant)
             return run_episodes(env, policy, seeds)
         finally:
             env.close()
+
+
+def configure_plant(env: gym.Env, plant: Mapping[str, Any]) -> None:
+    """Set plant parameters of a cell; a RobocellError naming the one it refuses."""
+    try:
+        env.unwrapped.configure(**plant)
+    except ValueError as exc:
+        raise RobocellError(f"--plant: {exc}") from None
 
 
 def open_contender(path: str) -> Contender:
@@ -217,10 +228,14 @@ def summary(episodes: Episodes) -> dict[str, float]:
 
 # ---------------------------------------------------------------------- the command
 def compare(
-    paths: Sequence[str], seeds: Sequence[int], log: Callable[[str], None] | None = None
+    paths: Sequence[str],
+    seeds: Sequence[int],
+    log: Callable[[str], None] | None = None,
+    plant: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Play the scripted controller and every policy on ``seeds``: the report, and the
-    episodes (``{"scripted": [...], "policies": {path: [...]}}``).
+    """Play the scripted controller and every policy on ``seeds``, each cell's plant
+    parameters set to ``plant``: the report, and the episodes
+    (``{"scripted": [...], "policies": {path: [...]}}``).
 
     All inputs are opened (and their cells checked) before any episode is played; ``log``
     gets a line as each one starts playing.
@@ -228,10 +243,17 @@ def compare(
     started, cpu = time.monotonic(), time.process_time()
     contenders = [open_contender(path) for path in dict.fromkeys(paths)]
     baseline = scripted_contender(one_cell(contenders))
-    scripted = _play_logged(baseline, seeds, log)
-    policies = {c.path: _play_logged(c, seeds, log) for c in contenders}
+    if plant:  # a bad name or value is refused before any episode
+        env, _ = baseline.build()
+        try:
+            configure_plant(env, plant)
+        finally:
+            env.close()
+    scripted = _play_logged(baseline, seeds, log, plant)
+    policies = {c.path: _play_logged(c, seeds, log, plant) for c in contenders}
     report = {
         "env_id": baseline.env_id,
+        "plant": dict(plant or {}),
         "seeds": [seeds[0], seeds[-1]],
         "episodes": len(seeds),
         "bootstrap": {"resamples": RESAMPLES, "confidence": CONFIDENCE, "seed": BOOTSTRAP_SEED},
@@ -252,19 +274,27 @@ def _policy_report(contender: Contender, episodes: Episodes, scripted: Episodes)
 
 
 def _play_logged(
-    contender: Contender, seeds: Sequence[int], log: Callable[[str], None] | None
+    contender: Contender,
+    seeds: Sequence[int],
+    log: Callable[[str], None] | None,
+    plant: Mapping[str, Any] | None,
 ) -> Episodes:
     if log is not None:
         log(f"playing {contender.path} ({contender.kind}) on {len(seeds)} seeds")
-    return contender.play(seeds)
+    return contender.play(seeds, plant)
 
 
 def run_compare(
-    paths: Sequence[str], episodes: int, first_seed: int, as_json: bool, output: str | None
+    paths: Sequence[str],
+    episodes: int,
+    first_seed: int,
+    as_json: bool,
+    output: str | None,
+    plant: Mapping[str, Any] | None = None,
 ) -> int:
     """``robocell compare``: print the tables (or one JSON line) and write ``output``."""
     seeds = episode_seeds(first_seed, episodes)
-    report, played = compare(paths, seeds, log=lambda line: print(line, flush=True))
+    report, played = compare(paths, seeds, lambda line: print(line, flush=True), plant)
     if output is not None:
         atomic_write_text(output, json.dumps({"report": report, "episodes": played}) + "\n")
     if as_json:
@@ -291,6 +321,8 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         f"{report['env_id']} on {report['episodes']} held-out seeds {first}…{last}; 95 % CIs:"
         f" percentile bootstrap over the seeds, {RESAMPLES} resamples"
     ]
+    if report["plant"]:
+        lines.append("plant: " + ", ".join(f"{k}={v}" for k, v in report["plant"].items()))
     for path, row in report["policies"].items():
         lines += ["", *_policy_table(path, row, report[SCRIPTED])]
     runs = len(report["policies"])
