@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from robocell.train.compare import vs_scripted
 
 
 def main(path: str, champion: str) -> None:
-    policies = json.loads(open(path).read())["episodes"]["policies"]
+    policies = json.loads(Path(path).read_text())["episodes"]["policies"]
     if champion not in policies:
         sys.exit(f"{path}: no policy {champion!r} (found: {', '.join(policies)})")
     for name, episodes in policies.items():
@@ -27,7 +28,8 @@ def main(path: str, champion: str) -> None:
             continue
         print(f"{name} vs {champion}:")
         for figure, row in vs_scripted(episodes, policies[champion]).items():
-            print(f"  {figure:24s} {row['value']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]")
+            low, high = row["ci_low"], row["ci_high"]
+            print(f"  {figure:24s} {row['value']:+.3f} [{low:+.3f}, {high:+.3f}]")
 
 
 if __name__ == "__main__":
