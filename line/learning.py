@@ -98,6 +98,14 @@ class LearningCycle:
              error=found.value - truth, probes=[list(p) for p in found.probes],
              episodes=found.episodes, wall_s=found.wall_s, cpu_s=found.cpu_s)  # fmt: skip
 
+    def follow(self, champion: Any) -> None:
+        """A promotion made ``champion`` the cell's policy: the twin is played by it (and
+        built as it deploys the cell) from now on."""
+        if champion is self.policy:
+            return
+        self.close()
+        self.policy, self._twin_env = champion, None
+
     def close(self) -> None:
         if self._twin_env is not None:
             self._twin_env.close()

@@ -303,6 +303,8 @@ class _CellState:
         if self.canary is not None:
             self.canary.replay(rows, events)
             self.policy = self.canary.champion
+            if self.learning is not None:
+                self.learning.follow(self.policy)
         # A chain that goes on with a bundle it never ran is a deployment of that bundle.
         ran = {row["bundle_sha256"] for row in rows}
         kind = "resume" if self.policy.onnx_sha256 in ran else "deployment"
@@ -382,6 +384,8 @@ class _CellState:
             if self.canary.champion is not self.policy:  # promoted: a new reference
                 self.policy = self.canary.champion
                 self.detectors.restart()
+                if self.learning is not None:
+                    self.learning.follow(self.policy)
 
     def _clears(self, part: int, streams: list[str]) -> bool:
         """Whether to calibrate for these alarms (with a learning cycle: while one may clear

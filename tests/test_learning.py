@@ -97,6 +97,35 @@ def test_the_twin_is_matched_to_the_parts_after_the_trigger(monkeypatch) -> None
     assert len(emit.events) == 2  # once
 
 
+def test_after_a_promotion_the_twin_is_played_by_the_new_champion(monkeypatch) -> None:
+    played: list[Any] = []
+
+    def estimate(env, policy, parameter, figure, observed, bounds, episodes, tolerance):
+        played.append((env, policy))
+        return TwinEstimate(parameter, 0.2, figure, observed, observed, [(0.0, 1.0)], 8)
+
+    class _Env:
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    class _Champion:
+        def make_env(self) -> _Env:
+            return _Env()
+
+    monkeypatch.setattr("robocell.line.learning.estimate_parameter", estimate)
+    cycle, emit = _cycle(twin_parts=20, twin_episodes=8, bounds=[0.0, 0.4]), _Events()
+    old_twin = cycle._twin_env = _Env()
+    new = _Champion()
+    cycle.follow(new)
+    assert old_twin.closed and cycle.policy is new
+    cycle.calibrate(10, ["success"], False, emit)
+    cycle.after_part(30, _rows(range(0, 31), 0.2), emit)
+    ((env, policy),) = played
+    assert policy is new and isinstance(env, _Env) and env is not old_twin
+
+
 def test_a_cell_without_a_twin_estimate_is_refused(tmp_path: Path) -> None:
     cell = {"id": "v", "env_id": "robocell/VisionSort-v1", "bundle": "models/vision",
             "learning": {}}  # fmt: skip
