@@ -291,10 +291,11 @@ def yaml_numbers(value: Any) -> Any:
     return value
 
 
-def parse_override(item: str) -> tuple[str, Any]:
-    """``a.b=value`` → (``a.b``, YAML value); a missing ``=`` is a RobocellError."""
+def parse_override(item: str, option: str = "--set") -> tuple[str, Any]:
+    """``a.b=value`` → (``a.b``, YAML value); a missing ``=`` is a RobocellError naming
+    ``option``, the command-line option that gave ``item``."""
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
-        raise RobocellError(f"--set {item!r}: expected KEY=VALUE, e.g. hyperparams.gamma=0.98")
-    value = parse_yaml_text(text, f"--set {item!r}") if text.strip() else ""
+        raise RobocellError(f"{option} {item!r}: expected KEY=VALUE, e.g. hyperparams.gamma=0.98")
+    value = parse_yaml_text(text, f"{option} {item!r}") if text.strip() else ""
     return key.strip(), yaml_numbers(value)

@@ -149,11 +149,13 @@ def test_iqm_and_stratified_ci_match_rliable() -> None:
 
 
 def test_the_plant_option_sets_every_contenders_plant_and_refuses_bad_names() -> None:
-    peg = PEG
-    plain, _ = compare_episodes([peg], [2_000_000, 2_000_001])
-    worn, _ = compare_episodes([peg], [2_000_000, 2_000_001], plant={"joint_friction_nm": 0.3})
+    plain, _ = compare_episodes([PEG], [2_000_000, 2_000_001])
+    worn, _ = compare_episodes([PEG], [2_000_000, 2_000_001], plant={"joint_friction_nm": 0.3})
     assert worn["plant"] == {"joint_friction_nm": 0.3} and plain["plant"] == {}
-    assert worn["policies"][peg]["mean/energy_j"] > plain["policies"][peg]["mean/energy_j"]
+    assert worn["policies"][PEG]["mean/energy_j"] > plain["policies"][PEG]["mean/energy_j"]
     assert worn["scripted"]["mean/energy_j"] > plain["scripted"]["mean/energy_j"]
     with pytest.raises(RobocellError, match="--plant"):
-        compare_episodes([peg], [2_000_000, 2_000_001], plant={"wear": 1.0})
+        compare_episodes([PEG], [2_000_000, 2_000_001], plant={"wear": 1.0})
+    refused = robocell("compare", PEG, "--episodes", "2", "--plant", "joint_friction_nm")
+    assert refused.returncode != 0 and "--plant 'joint_friction_nm'" in refused.stderr
+    assert "Traceback" not in refused.stderr

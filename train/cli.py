@@ -262,7 +262,7 @@ def _compare(args: argparse.Namespace) -> int:
     from robocell.train.compare import run_compare
     from robocell.util import parse_override
 
-    plant = dict(parse_override(item) for item in args.plant)
+    plant = dict(parse_override(item, "--plant") for item in args.plant)
     return run_compare(args.inputs, args.episodes, args.seed, args.json, args.output, plant)
 
 

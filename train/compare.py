@@ -243,12 +243,8 @@ def compare(
     started, cpu = time.monotonic(), time.process_time()
     contenders = [open_contender(path) for path in dict.fromkeys(paths)]
     baseline = scripted_contender(one_cell(contenders))
-    if plant:  # a bad name or value is refused before any episode
-        env, _ = baseline.build()
-        try:
-            configure_plant(env, plant)
-        finally:
-            env.close()
+    # The scripted controller plays first: a bad plant name or value is refused before any
+    # episode is played.
     scripted = _play_logged(baseline, seeds, log, plant)
     policies = {c.path: _play_logged(c, seeds, log, plant) for c in contenders}
     report = {
